@@ -1,0 +1,59 @@
+"""The application factory: configuration, database, renderer and blueprints, wired once."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from notifier import config, problems
+from notifier.clock import Clock, SystemClock
+from notifier.db import make_engine, make_sessionmaker
+from notifier.rendering import Renderer
+from notifier.services import Services
+
+
+def create_app(test_config: dict[str, Any] | None = None, *, clock: Clock | None = None) -> Flask:
+    app = Flask(
+        "notifier",
+        instance_path=os.environ.get("NOTIFIER_INSTANCE_PATH") or None,
+        instance_relative_config=True,
+    )
+    app.config.update(config.DEFAULTS)
+    app.config.from_prefixed_env("NOTIFIER")
+    if test_config:
+        app.config.update(test_config)
+    os.makedirs(app.instance_path, exist_ok=True)
+    for key, value in config.instance_defaults(app.instance_path).items():
+        if not app.config.get(key):
+            app.config[key] = value
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = config.instance_secret_key(Path(app.instance_path))
+
+    engine = make_engine(app.config["DATABASE_URL"])
+    app.extensions["notifier"] = Services(
+        engine=engine,
+        sessions=make_sessionmaker(engine),
+        clock=clock or SystemClock(),
+        renderer=Renderer(
+            Path(app.config["TEMPLATES_PATH"]), Path(app.config["TRANSLATIONS_PATH"])
+        ),
+    )
+
+    problems.register(app)
+    from notifier import health, openapi, webhooks
+    from notifier.cli import notifier_group
+
+    app.register_blueprint(webhooks.bp)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(openapi.bp)
+    app.cli.add_command(notifier_group)
+    if not app.debug and not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+    return app

@@ -1,0 +1,47 @@
+"""Settings: defaults in the instance folder, overridden by NOTIFIER_* environment variables."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+# The folder holding templates/ and translations/ beside the package (an editable or source install).
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+DEFAULTS: dict[str, Any] = {
+    "WEBHOOK_MAX_BYTES": 1024 * 1024,
+    "STANDARD_WEBHOOK_TOLERANCE_SECONDS": 300,
+    "DISPATCH_BATCH_SIZE": 50,
+    "DISPATCH_POLL_SECONDS": 1.0,
+    "DISPATCH_LEASE_SECONDS": 120,
+    "DISPATCH_MAX_ATTEMPTS": 8,
+    "MAIL_TIMEOUT_SECONDS": 30,
+    "TEMPLATES_PATH": str(PROJECT_ROOT / "templates"),
+    "TRANSLATIONS_PATH": str(PROJECT_ROOT / "translations"),
+}
+
+
+def instance_defaults(instance_path: str) -> dict[str, Any]:
+    """Defaults that live in the instance folder: the SQLite file, the .eml outbox, the secret key."""
+    folder = Path(instance_path)
+    return {
+        "DATABASE_URL": f"sqlite:///{folder / 'notifier.db'}",
+        "MAIL_URL": (folder / "outbox").as_uri(),
+    }
+
+
+def instance_secret_key(folder: Path) -> str:
+    """A random key made once per instance, so a default install still signs links safely."""
+    path = folder / "secret_key"
+    if not path.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process made it first
+            pass
+        else:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()

@@ -1,0 +1,50 @@
+"""Which of our catalogs a buyer reads, decided from what the storefront sent, with the reason kept."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from babel import Locale, UnknownLocaleError
+
+FALLBACK = "en"
+
+
+@dataclass(frozen=True)
+class Choice:
+    locale: str
+    reason: str
+
+
+def candidates(tag: str) -> list[str]:
+    """Catalog names a BCP 47 tag could be served by, most specific first (zh-TW → zh_Hant_TW, zh_Hant, zh)."""
+    try:
+        parsed = Locale.parse(tag.strip().replace("_", "-"), sep="-")
+    except (ValueError, TypeError, UnknownLocaleError):
+        return []
+    names = [str(parsed)]
+    if parsed.script:
+        names.append(f"{parsed.language}_{parsed.script}")
+    if parsed.territory:
+        names.append(f"{parsed.language}_{parsed.territory}")
+    names.append(parsed.language)
+    return list(dict.fromkeys(names))
+
+
+def _match(tag: str | None, supported: Collection[str]) -> str | None:
+    if not tag:
+        return None
+    return next((name for name in candidates(tag) if name in supported), None)
+
+
+def negotiate(buyer_tag: str | None, shop_default: str, supported: Collection[str]) -> Choice:
+    """The buyer's tag, then the shop's default, then English; never a catalog we do not have."""
+    if (found := _match(buyer_tag, supported)) is not None:
+        return Choice(found, f"buyer locale {buyer_tag!r} is served by {found}")
+    if buyer_tag:
+        why = f"buyer locale {buyer_tag!r} has no catalog"
+    else:
+        why = "the order names no buyer locale"
+    if (found := _match(shop_default, supported)) is not None:
+        return Choice(found, f"{why}; the shop default {shop_default!r} is served by {found}")
+    return Choice(FALLBACK, f"{why}; the shop default {shop_default!r} has none; using {FALLBACK}")

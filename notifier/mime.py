@@ -1,0 +1,80 @@
+"""RFC 5322 bytes from a rendered email, built by the stdlib and guarded against header injection.
+
+This machine's CPython predates the fixes for CVE-2024-6923 and CVE-2026-1299, so values taken
+from outside data are refused when they carry control characters or encoded-word openers, and
+the finished bytes are parsed again to prove no header was smuggled in.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime
+from email import message_from_bytes, policy
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime, parseaddr
+
+from notifier.rendering import RenderedEmail
+
+
+class HeaderRefused(ValueError):
+    """A header value that could change the message's meaning; the message cannot be sent as is."""
+
+
+@dataclass(frozen=True)
+class Envelope:
+    sender: str  # "Shop Name <orders@shop.example>"
+    recipient: str
+    recipient_name: str | None
+    reply_to: str | None
+    message_id: str
+    date: datetime
+
+
+def _checked(name: str, value: str) -> str:
+    if "=?" in value or any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in value):
+        raise HeaderRefused(f"{name} contains control or encoded-word characters: {value!r}")
+    return value
+
+
+def _address(name: str, display_name: str | None, addr_spec: str) -> Address:
+    try:
+        return Address(
+            display_name=_checked(name, display_name or ""), addr_spec=_checked(name, addr_spec)
+        )
+    except (ValueError, IndexError) as error:  # the parser's verdict on a malformed address
+        if isinstance(error, HeaderRefused):
+            raise
+        raise HeaderRefused(f"{name} is not a valid address: {addr_spec!r}") from error
+
+
+def build(rendered: RenderedEmail, envelope: Envelope) -> bytes:
+    """The multipart/alternative message, CRLF line endings, exactly as handed to a transport."""
+    sender_name, sender_address = parseaddr(envelope.sender)
+    msg = EmailMessage(policy=policy.SMTP)
+    msg["From"] = _address("From", sender_name, sender_address)
+    msg["To"] = _address("To", envelope.recipient_name, envelope.recipient)
+    expected = ["From", "To", "Subject", "Date", "Message-ID", "X-Notifier-Message-Id"]
+    if envelope.reply_to:
+        msg["Reply-To"] = _address("Reply-To", sender_name, envelope.reply_to)
+        expected.append("Reply-To")
+    msg["Subject"] = _checked("Subject", rendered.subject)
+    msg["Date"] = format_datetime(envelope.date)
+    msg["Message-ID"] = _checked("Message-ID", envelope.message_id)
+    msg["X-Notifier-Message-Id"] = envelope.message_id
+    msg["Auto-Submitted"] = "auto-generated"
+    expected.append("Auto-Submitted")
+    msg.set_content(rendered.text, cte="quoted-printable")
+    msg.add_alternative(rendered.html, subtype="html", cte="quoted-printable")
+    raw = msg.as_bytes()
+    _prove_headers(raw, expected)
+    return raw
+
+
+def _prove_headers(raw: bytes, expected: list[str]) -> None:
+    parsed = message_from_bytes(raw, policy=policy.default)
+    found = sorted(name.lower() for name in parsed if name.lower() != "mime-version")
+    found = [name for name in found if name != "content-type"]
+    if found != sorted(name.lower() for name in expected):
+        raise HeaderRefused(f"built message has unexpected headers: {found}")

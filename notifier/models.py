@@ -1,0 +1,236 @@
+"""The stored shape of shops, orders, inbound events, the outbox and the record of what was sent."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from notifier.db import UTCDateTime
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSON,
+        list[str]: JSON,
+    }
+
+
+def _by_value(enum_cls: type[enum.Enum]) -> Enum:
+    return Enum(
+        enum_cls,
+        native_enum=False,
+        length=24,
+        values_callable=lambda members: [m.value for m in members],
+        validate_strings=True,
+    )
+
+
+class Platform(enum.StrEnum):
+    SHOPIFY = "shopify"
+    WOOCOMMERCE = "woocommerce"
+    STANDARD = "standard"
+
+
+class OrderStatus(enum.StrEnum):
+    OPEN = "open"
+    CANCELLED = "cancelled"
+
+
+class EventOutcome(enum.StrEnum):
+    APPLIED = "applied"
+    IGNORED = "ignored"
+
+
+class MessageState(enum.StrEnum):
+    SCHEDULED = "scheduled"
+    SENDING = "sending"
+    RETRY = "retry"
+    SENT = "sent"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    SUPERSEDED = "superseded"
+
+
+PENDING_STATES = (MessageState.SCHEDULED, MessageState.SENDING, MessageState.RETRY)
+
+
+class DeliveryOutcome(enum.StrEnum):
+    ACCEPTED = "accepted"
+    TRANSIENT_FAILURE = "transient_failure"
+    PERMANENT_FAILURE = "permanent_failure"
+
+
+class Shop(Base):
+    __tablename__ = "shops"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    platform: Mapped[Platform] = mapped_column(_by_value(Platform))
+    domain: Mapped[str | None] = mapped_column(String(255), unique=True)
+    # Newest first; older ones stay valid while a storefront rotates its secret.
+    webhook_secrets: Mapped[list[str]]
+    sender: Mapped[str] = mapped_column(String(400))
+    support_email: Mapped[str | None] = mapped_column(String(320))
+    locale: Mapped[str] = mapped_column(String(35), default="en")
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    return_policy_url: Mapped[str | None] = mapped_column(String(2000))
+    created_at: Mapped[datetime]
+
+    def __repr__(self) -> str:  # never shows the secrets
+        return f"<Shop {self.slug} {self.platform.value}>"
+
+
+class Order(Base):
+    __tablename__ = "orders"
+    __table_args__ = (
+        UniqueConstraint("shop_id", "external_id"),
+        Index("ix_orders_shop_id_number", "shop_id", "number"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id"))
+    external_id: Mapped[str] = mapped_column(String(64))
+    number: Mapped[str] = mapped_column(String(64))
+    status: Mapped[OrderStatus] = mapped_column(_by_value(OrderStatus), default=OrderStatus.OPEN)
+    buyer_email: Mapped[str | None] = mapped_column(String(320), index=True)
+    buyer_name: Mapped[str | None] = mapped_column(String(200))
+    buyer_locale_tag: Mapped[str | None] = mapped_column(String(35))
+    buyer_timezone: Mapped[str] = mapped_column(String(64))
+    timezone_source: Mapped[str] = mapped_column(String(40))
+    currency: Mapped[str] = mapped_column(String(3))
+    total: Mapped[Decimal] = mapped_column(Numeric(20, 4))
+    placed_at: Mapped[datetime]
+    cancelled_at: Mapped[datetime | None]
+    # The canonical order as last reported (items, totals, address): what templates are built from.
+    details: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    shop: Mapped[Shop] = relationship()
+
+
+class Shipment(Base):
+    __tablename__ = "shipments"
+    __table_args__ = (UniqueConstraint("order_id", "external_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    external_id: Mapped[str] = mapped_column(String(64))
+    carrier: Mapped[str | None] = mapped_column(String(100))
+    tracking_number: Mapped[str | None] = mapped_column(String(100), index=True)
+    tracking_url: Mapped[str | None] = mapped_column(String(2000))
+    status: Mapped[str | None] = mapped_column(String(40))
+    status_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+
+
+class InboundEvent(Base):
+    """One accepted webhook delivery: the raw bytes and how it was judged, kept as received."""
+
+    __tablename__ = "inbound_events"
+    __table_args__ = (
+        UniqueConstraint("source", "shop_id", "delivery_id"),
+        UniqueConstraint("source", "shop_id", "event_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id"))
+    source: Mapped[str] = mapped_column(String(20))
+    delivery_id: Mapped[str] = mapped_column(String(200))
+    event_id: Mapped[str | None] = mapped_column(String(200))
+    topic: Mapped[str] = mapped_column(String(100))
+    received_at: Mapped[datetime]
+    occurred_at: Mapped[datetime | None]
+    headers: Mapped[dict[str, Any]]
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    body_sha256: Mapped[str] = mapped_column(String(64))
+    verification: Mapped[str] = mapped_column(String(200))
+    outcome: Mapped[EventOutcome] = mapped_column(_by_value(EventOutcome))
+    outcome_detail: Mapped[str] = mapped_column(Text, default="")
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"), index=True)
+
+
+class Message(Base):
+    """The outbox row: what is still allowed to change about one email (invariant 5)."""
+
+    __tablename__ = "messages"
+    __table_args__ = (Index("ix_messages_state_next_attempt_at", "state", "next_attempt_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id"))
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    caused_by_event_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_events.id"))
+    kind: Mapped[str] = mapped_column(String(40))
+    # At most one message per (order, kind, subject): replays of the same news plan nothing new.
+    dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
+    rfc_message_id: Mapped[str] = mapped_column(String(400), unique=True)
+    recipient: Mapped[str] = mapped_column(String(320))
+    recipient_name: Mapped[str | None] = mapped_column(String(200))
+    locale: Mapped[str] = mapped_column(String(35))
+    locale_reason: Mapped[str] = mapped_column(String(300))
+    timezone: Mapped[str] = mapped_column(String(64))
+    state: Mapped[MessageState] = mapped_column(_by_value(MessageState))
+    due_at: Mapped[datetime]
+    reason: Mapped[str] = mapped_column(Text)
+    next_attempt_at: Mapped[datetime]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_owner: Mapped[str | None] = mapped_column(String(200))
+    lease_until: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[datetime | None]
+    context: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    order: Mapped[Order] = relationship()
+    shop: Mapped[Shop] = relationship()
+
+
+class Delivery(Base):
+    """Each hand-over to a transport: the exact bytes and the reply. Never updated or deleted."""
+
+    __tablename__ = "deliveries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[str] = mapped_column(ForeignKey("messages.id"), index=True)
+    attempt: Mapped[int]
+    handed_at: Mapped[datetime]
+    transport: Mapped[str] = mapped_column(String(40))
+    rfc_message_id: Mapped[str] = mapped_column(String(400))
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    raw_sha256: Mapped[str] = mapped_column(String(64))
+    # True when an earlier attempt may already have reached the server (its worker died mid-send).
+    possible_resend: Mapped[bool] = mapped_column(default=False)
+    outcome: Mapped[DeliveryOutcome] = mapped_column(_by_value(DeliveryOutcome))
+    response: Mapped[str] = mapped_column(Text)
+    provider_message_id: Mapped[str | None] = mapped_column(String(400))
+
+
+APPEND_ONLY_TABLES = ("deliveries",)

@@ -1,0 +1,164 @@
+"""The OpenAPI document of the webhook API, generated from the same models that validate payloads.
+
+`python -m notifier.openapi > openapi.json` refreshes the committed copy; a test fails when
+the two differ.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Blueprint, Response, jsonify
+from pydantic import BaseModel
+
+from notifier.sources.shopify import ORDER_TOPICS, ShopifyOrder
+from notifier.sources.standard import StandardEvent
+
+bp = Blueprint("openapi", __name__)
+
+REF = "#/components/schemas/{model}"
+
+
+def _schema(model: type[BaseModel], components: dict[str, Any]) -> dict[str, Any]:
+    schema = model.model_json_schema(ref_template=REF)
+    components.update(schema.pop("$defs", {}))
+    components[model.__name__] = schema
+    return {"$ref": REF.format(model=model.__name__)}
+
+
+def _header(name: str, description: str, *, required: bool = True) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "header",
+        "required": required,
+        "description": description,
+        "schema": {"type": "string"},
+    }
+
+
+def _responses() -> dict[str, Any]:
+    problem = {"application/problem+json": {"schema": {"$ref": REF.format(model="Problem")}}}
+    return {
+        "200": {
+            "description": "Stored (status accepted, or ignored for a topic not handled, or "
+            "duplicate for a delivery received before).",
+            "content": {"application/json": {"schema": {"$ref": REF.format(model="Receipt")}}},
+        },
+        "400": {"description": "Missing header, body not JSON or not UTF-8.", "content": problem},
+        "401": {"description": "Missing or wrong signature, stale timestamp.", "content": problem},
+        "404": {"description": "No such shop.", "content": problem},
+        "413": {"description": "Body over 1 MiB.", "content": problem},
+        "422": {"description": "Valid JSON that does not fit the schema.", "content": problem},
+        "503": {"description": "Database unavailable; retry later.", "content": problem},
+    }
+
+
+def document() -> dict[str, Any]:
+    components: dict[str, Any] = {
+        "Problem": {
+            "type": "object",
+            "description": "RFC 9457 problem details.",
+            "required": ["type", "title", "status", "detail"],
+            "properties": {
+                "type": {"type": "string"},
+                "title": {"type": "string"},
+                "status": {"type": "integer"},
+                "detail": {"type": "string"},
+                "instance": {"type": "string"},
+                "errors": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "field": {"type": "string"},
+                            "message": {"type": "string"},
+                            "type": {"type": "string"},
+                        },
+                    },
+                },
+            },
+        },
+        "Receipt": {
+            "type": "object",
+            "required": ["status", "event_id", "delivery_id", "received_at", "detail"],
+            "properties": {
+                "status": {"type": "string", "enum": ["accepted", "ignored", "duplicate"]},
+                "event_id": {"type": "integer"},
+                "delivery_id": {"type": "string"},
+                "received_at": {"type": "string", "format": "date-time"},
+                "detail": {"type": "string"},
+            },
+        },
+    }
+    shopify_body = _schema(ShopifyOrder, components)
+    standard_body = _schema(StandardEvent, components)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "notifier webhooks",
+            "version": "1",
+            "description": "Storefronts and carriers post events here; every answer is JSON "
+            "and every error is application/problem+json.",
+        },
+        "paths": {
+            "/webhooks/shopify": {
+                "post": {
+                    "summary": "A Shopify webhook (orders/create, orders/paid, orders/cancelled)",
+                    "description": "Other topics are stored and answered as ignored. Duplicates "
+                    "(same X-Shopify-Webhook-Id or X-Shopify-Event-Id) change nothing.",
+                    "parameters": [
+                        _header("X-Shopify-Shop-Domain", "the shop, e.g. lumen.myshopify.com"),
+                        _header("X-Shopify-Hmac-Sha256", "base64 HMAC-SHA256 of the raw body"),
+                        _header("X-Shopify-Topic", f"one of {', '.join(ORDER_TOPICS)}"),
+                        _header("X-Shopify-Webhook-Id", "unique per delivery"),
+                        _header("X-Shopify-Event-Id", "unique per event", required=False),
+                        _header("X-Shopify-Triggered-At", "when Shopify fired", required=False),
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": shopify_body}},
+                    },
+                    "responses": _responses(),
+                }
+            },
+            "/webhooks/standard/{shop}": {
+                "post": {
+                    "summary": "The generic format for any storefront (Standard Webhooks)",
+                    "description": "Signed as https://www.standardwebhooks.com describes: "
+                    "base64 HMAC-SHA256 over `{webhook-id}.{webhook-timestamp}.{body}` with the "
+                    "shop's whsec_ secret; timestamps more than 5 minutes away are refused.",
+                    "parameters": [
+                        {
+                            "name": "shop",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,63}$"},
+                        },
+                        _header("webhook-id", "unique per event; retries reuse it"),
+                        _header("webhook-timestamp", "Unix seconds when signed"),
+                        _header("webhook-signature", "space-separated `v1,<base64>` values"),
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": standard_body}},
+                    },
+                    "responses": _responses(),
+                }
+            },
+        },
+        "components": {"schemas": components},
+    }
+
+
+def render() -> str:
+    return json.dumps(document(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+@bp.get("/openapi.json")
+def openapi_json() -> Response:
+    return jsonify(document())
+
+
+if __name__ == "__main__":
+    print(render(), end="")

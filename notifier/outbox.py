@@ -1,0 +1,125 @@
+"""The outbox: rows of what is due, claimed by any number of dispatchers, each exactly once at a time."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.utils import parseaddr
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from notifier.kinds import Context, Kind
+from notifier.locales import Choice
+from notifier.models import Message, MessageState, Order, Shop
+from notifier.planner import Plan
+
+
+@dataclass(frozen=True)
+class Recipient:
+    email: str
+    name: str | None
+
+
+def schedule(
+    session: Session,
+    *,
+    shop: Shop,
+    order: Order,
+    kind: Kind,
+    dedupe_key: str,
+    recipient: Recipient,
+    locale: Choice,
+    timezone: str,
+    plan: Plan,
+    context: Context,
+    now: datetime,
+) -> Message:
+    """Add a scheduled message in the caller's transaction, with a Message-ID fixed for life."""
+    message_uuid = str(uuid.uuid4())
+    domain = parseaddr(shop.sender)[1].rpartition("@")[2] or "notifier.invalid"
+    message = Message(
+        id=message_uuid,
+        shop_id=shop.id,
+        order_id=order.id,
+        kind=kind.name,
+        dedupe_key=dedupe_key,
+        rfc_message_id=f"<{kind.name}.{message_uuid}@{domain}>",
+        recipient=recipient.email,
+        recipient_name=recipient.name,
+        locale=locale.locale,
+        locale_reason=locale.reason,
+        timezone=timezone,
+        state=MessageState.SCHEDULED,
+        due_at=plan.due_at,
+        reason=plan.reason,
+        next_attempt_at=plan.due_at,
+        attempts=0,
+        context=context,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(message)
+    return message
+
+
+def already_planned(session: Session, dedupe_key: str) -> bool:
+    found = session.scalar(select(Message.id).where(Message.dedupe_key == dedupe_key))
+    return found is not None
+
+
+def cancel_pending(session: Session, order: Order, reason: str, now: datetime) -> int:
+    """Stop every message of an order that has not been handed to a transport yet."""
+    result = session.execute(
+        update(Message)
+        .where(
+            Message.order_id == order.id,
+            Message.state.in_((MessageState.SCHEDULED, MessageState.RETRY)),
+        )
+        .values(state=MessageState.CANCELLED, reason=reason, updated_at=now)
+        .returning(Message.id)
+    )
+    return len(result.all())
+
+
+@dataclass(frozen=True)
+class Claim:
+    message_id: str
+    attempt: int
+
+
+def claim_due(
+    session: Session, *, worker: str, now: datetime, lease: timedelta, limit: int
+) -> list[Claim]:
+    """Lease up to `limit` due messages to `worker`; an expired lease is taken over.
+
+    PostgreSQL skips rows other workers hold (SKIP LOCKED); on SQLite the engine's
+    BEGIN IMMEDIATE serializes claimers instead. Commit promptly after calling.
+    """
+    due = (
+        select(Message.id)
+        .where(
+            or_(
+                Message.state.in_((MessageState.SCHEDULED, MessageState.RETRY))
+                & (Message.next_attempt_at <= now),
+                (Message.state == MessageState.SENDING) & (Message.lease_until <= now),
+            )
+        )
+        .order_by(Message.next_attempt_at, Message.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    rows = session.execute(
+        update(Message)
+        .where(Message.id.in_(due.scalar_subquery()))
+        .values(
+            state=MessageState.SENDING,
+            lease_owner=worker,
+            lease_until=now + lease,
+            attempts=Message.attempts + 1,
+            updated_at=now,
+        )
+        .returning(Message.id, Message.attempts)
+    ).all()
+    return [Claim(row.id, row.attempts) for row in rows]

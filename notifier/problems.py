@@ -1,0 +1,88 @@
+"""RFC 9457 problem details: every error the API gives is application/problem+json, never a trace."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, json, request
+from sqlalchemy.exc import OperationalError
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class Problem(Exception):
+    """An error answer with a status, a short title and a precise detail."""
+
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str,
+        *,
+        errors: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.errors = errors
+        self.headers = headers or {}
+
+
+def problem_response(problem: Problem) -> Response:
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": problem.title,
+        "status": problem.status,
+        "detail": problem.detail,
+        "instance": request.path,
+    }
+    if problem.errors:
+        body["errors"] = problem.errors
+    response = Response(
+        json.dumps(body, ensure_ascii=False), status=problem.status, mimetype=PROBLEM_JSON
+    )
+    response.headers.update(problem.headers)
+    return response
+
+
+def _from_http_exception(error: HTTPException) -> Response:
+    status = error.code or 500
+    detail = error.description or error.name
+    if status == 413:
+        detail = "The request body is larger than this endpoint accepts."
+    headers = {}
+    if status == 405 and error.get_response().headers.get("Allow"):
+        headers["Allow"] = error.get_response().headers["Allow"]
+    return problem_response(Problem(status, error.name, detail, headers=headers))
+
+
+def _database_unavailable(error: OperationalError) -> Response:
+    log.error("database unavailable: %s", error.orig)
+    return problem_response(
+        Problem(
+            503,
+            "Service Unavailable",
+            "The database is unavailable; nothing was stored. Retry later.",
+            headers={"Retry-After": "30"},
+        )
+    )
+
+
+def _unexpected(error: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    return problem_response(
+        Problem(500, "Internal Server Error", "An unexpected error occurred; nothing was stored.")
+    )
+
+
+def register(app: Flask) -> None:
+    app.register_error_handler(Problem, problem_response)
+    app.register_error_handler(HTTPException, _from_http_exception)
+    app.register_error_handler(OperationalError, _database_unavailable)
+    app.register_error_handler(Exception, _unexpected)

@@ -1,0 +1,145 @@
+"""Turns (kind, context, locale, timezone) into subject, text and HTML. Knows nothing of HTTP.
+
+One Jinja environment per locale, each with its own gettext catalog installed: catalogs are
+compiled in memory from the committed `.po` files, so a stale `.mo` can never be served.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import css_inline
+import pytz
+from babel import Locale
+from babel.dates import format_date, format_datetime
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.numbers import format_currency, format_decimal
+from babel.support import Translations
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+SOURCE_LOCALE = "en"
+PARTS = ("subject.txt", "body.txt", "body.html")
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    text: str
+    html: str
+
+
+class Formats:
+    """Babel's formatting bound to one locale and timezone, handed to templates as `fmt`."""
+
+    def __init__(self, locale: str, timezone: str) -> None:
+        self.locale = Locale.parse(locale)
+        self.zone = pytz.timezone(timezone)
+
+    def money(self, amount: str | Decimal | None, currency: str) -> str:
+        if amount is None:
+            return ""
+        return format_currency(Decimal(amount), currency, locale=self.locale)
+
+    def number(self, value: int | Decimal) -> str:
+        return format_decimal(value, locale=self.locale)
+
+    def country(self, code: str | None, fallback: str | None = None) -> str:
+        """The country's name in the reader's language, whatever language the storefront used."""
+        name = self.locale.territories.get(code.upper()) if code else None
+        return name or fallback or ""
+
+    def _local(self, instant: str | datetime) -> datetime:
+        moment = datetime.fromisoformat(instant) if isinstance(instant, str) else instant
+        return moment.astimezone(self.zone)
+
+    def date(self, instant: str | datetime, width: str = "long") -> str:
+        return format_date(self._local(instant), width, locale=self.locale)
+
+    def datetime(self, instant: str | datetime, width: str = "medium") -> str:
+        return format_datetime(self._local(instant), width, tzinfo=self.zone, locale=self.locale)
+
+
+def load_catalog(translations: Path, locale: str) -> Translations:
+    """Compile one `.po` in memory; English (the source language) may have none."""
+    po_path = translations / locale / "LC_MESSAGES" / "messages.po"
+    if not po_path.exists():
+        if locale == SOURCE_LOCALE:
+            return Translations()
+        raise LookupError(f"no catalog for {locale!r} in {translations}")
+    with po_path.open("rb") as handle:
+        catalog = read_po(handle, locale=locale)
+    buffer = io.BytesIO()
+    write_mo(buffer, catalog)
+    buffer.seek(0)
+    return Translations(fp=buffer)
+
+
+def available_locales(translations: Path) -> frozenset[str]:
+    found = {path.parent.parent.name for path in translations.glob("*/LC_MESSAGES/messages.po")}
+    return frozenset(found | {SOURCE_LOCALE})
+
+
+class Renderer:
+    def __init__(self, templates: Path, translations: Path) -> None:
+        self.templates = templates
+        self.translations = translations
+        self.locales = available_locales(translations)
+        self._environments: dict[str, Environment] = {}
+        self._lock = threading.Lock()
+        self._inliner = css_inline.CSSInliner(load_remote_stylesheets=False, keep_at_rules=True)
+
+    def environment(self, locale: str) -> Environment:
+        with self._lock:
+            if locale not in self._environments:
+                self._environments[locale] = self._make_environment(locale)
+            return self._environments[locale]
+
+    def _make_environment(self, locale: str) -> Environment:
+        if locale not in self.locales:
+            raise LookupError(f"no catalog for {locale!r}")
+        env = Environment(
+            loader=FileSystemLoader(self.templates),
+            autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
+            extensions=["jinja2.ext.i18n"],
+            undefined=StrictUndefined,
+            keep_trailing_newline=True,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        env.install_gettext_translations(  # type: ignore[attr-defined]
+            load_catalog(self.translations, locale), newstyle=True
+        )
+        return env
+
+    def render(
+        self, kind: str, context: dict[str, Any], locale: str, timezone: str
+    ) -> RenderedEmail:
+        env = self.environment(locale)
+        parsed = Locale.parse(locale)
+        variables = {
+            **context,
+            "fmt": Formats(locale, timezone),
+            "lang": locale.replace("_", "-"),
+            "dir": "rtl" if parsed.character_order == "right-to-left" else "ltr",
+        }
+        subject = env.get_template(f"email/{kind}/subject.txt").render(variables)
+        text = env.get_template(f"email/{kind}/body.txt").render(variables)
+        html = env.get_template(f"email/{kind}/body.html").render(variables)
+        return RenderedEmail(
+            subject=re.sub(r"\s+", " ", subject).strip(),
+            text=_tidy_text(text),
+            html=self._inliner.inline(html),
+        )
+
+
+def _tidy_text(text: str) -> str:
+    """At most one blank line in a row and a single trailing newline."""
+    return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"

@@ -1,0 +1,28 @@
+"""The long-lived objects one app needs, built once by the factory and shared by every request."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from flask import current_app
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from notifier.clock import Clock
+from notifier.rendering import Renderer
+
+
+@dataclass
+class Services:
+    engine: Engine
+    sessions: sessionmaker[Session]
+    clock: Clock
+    renderer: Renderer
+    # Set after a commit that planned mail, so an in-process dispatcher sends without waiting.
+    wake_dispatcher: threading.Event = field(default_factory=threading.Event)
+
+
+def services() -> Services:
+    found: Services = current_app.extensions["notifier"]
+    return found

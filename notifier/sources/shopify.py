@@ -1,0 +1,253 @@
+"""Shopify: HMAC over the raw body, topic and ids in headers, orders in the REST webhook shape."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated
+
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from notifier.events import (
+    Address,
+    Buyer,
+    Event,
+    LineItem,
+    OrderCancelled,
+    OrderPaid,
+    OrderPlaced,
+    OrderSnapshot,
+    Translation,
+)
+from notifier.problems import Problem
+from notifier.sources import (
+    Amount,
+    Envelope,
+    Headers,
+    headers_of_record,
+    required_header,
+    schema_problem,
+)
+
+NAME = "shopify"
+RECORDED_HEADERS = (
+    "X-Shopify-Topic",
+    "X-Shopify-Shop-Domain",
+    "X-Shopify-Webhook-Id",
+    "X-Shopify-Event-Id",
+    "X-Shopify-Triggered-At",
+    "X-Shopify-API-Version",
+    "X-Shopify-Hmac-Sha256",
+)
+ORDER_TOPICS = ("orders/create", "orders/paid", "orders/cancelled")
+
+
+def shop_domain(headers: Headers) -> str:
+    return required_header(headers, "X-Shopify-Shop-Domain", max_length=255).lower()
+
+
+def verify(headers: Headers, body: bytes, secrets: list[str]) -> Envelope:
+    """Check the HMAC against each of the shop's secrets (several while one is being rotated)."""
+    given = headers.get("X-Shopify-Hmac-Sha256", "").strip()
+    if not given:
+        raise Problem(401, "Missing signature", "The X-Shopify-Hmac-Sha256 header is required.")
+    for position, secret in enumerate(secrets, start=1):
+        digest = hmac.new(secret.encode(), body, hashlib.sha256).digest()
+        if hmac.compare_digest(base64.b64encode(digest), given.encode("ascii", "replace")):
+            return Envelope(
+                delivery_id=required_header(headers, "X-Shopify-Webhook-Id"),
+                event_id=headers.get("X-Shopify-Event-Id") or None,
+                topic=required_header(headers, "X-Shopify-Topic", max_length=100),
+                occurred_at=_parse_triggered_at(headers.get("X-Shopify-Triggered-At")),
+                headers=headers_of_record(headers, RECORDED_HEADERS),
+                verification=f"hmac-sha256 valid (secret {position} of {len(secrets)})",
+            )
+    raise Problem(
+        401, "Invalid signature", "X-Shopify-Hmac-Sha256 does not match the body for this shop."
+    )
+
+
+def _parse_triggered_at(value: str | None) -> datetime | None:
+    """Shopify's timestamp is unsigned and may carry nanoseconds; keep it only as a hint."""
+    if not value:
+        return None
+    head, _, fraction = value.strip().removesuffix("Z").partition(".")
+    digits = "".join(ch for ch in fraction if ch.isdigit())[:6]
+    try:
+        parsed = datetime.fromisoformat(head + (f".{digits}" if digits else "") + "+00:00")
+    except ValueError:
+        return None
+    return parsed
+
+
+def _blank_to_none(value: object) -> object:
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+Text = Annotated[Annotated[str, Field(max_length=1000)] | None, BeforeValidator(_blank_to_none)]
+Id = Annotated[str, BeforeValidator(lambda v: str(v) if isinstance(v, int) else v)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+
+class _Money(_Model):
+    amount: Amount
+    currency_code: str = Field(min_length=3, max_length=3)
+
+
+class _MoneySet(_Model):
+    shop_money: _Money
+    presentment_money: _Money
+
+
+class _LineItem(_Model):
+    title: str = Field(max_length=1000)
+    variant_title: Text = None
+    sku: Text = None
+    quantity: int = Field(ge=0, le=1_000_000)
+    price: Amount
+    price_set: _MoneySet | None = None
+
+
+class _Address(_Model):
+    name: Text = None
+    first_name: Text = None
+    last_name: Text = None
+    address1: Text = None
+    address2: Text = None
+    city: Text = None
+    province: Text = None
+    province_code: Text = None
+    zip: Text = None
+    country: Text = None
+    country_code: Text = None
+
+
+class _Customer(_Model):
+    first_name: Text = None
+    last_name: Text = None
+    email: Text = None
+
+
+class ShopifyOrder(_Model):
+    id: Id = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=64)
+    email: Text = None
+    contact_email: Text = None
+    customer_locale: Text = None
+    created_at: AwareDatetime
+    cancelled_at: AwareDatetime | None = None
+    cancel_reason: Text = None
+    currency: str = Field(min_length=3, max_length=3)
+    total_price: Amount
+    subtotal_price: Amount | None = None
+    total_tax: Amount | None = None
+    total_discounts: Amount | None = None
+    total_price_set: _MoneySet | None = None
+    subtotal_price_set: _MoneySet | None = None
+    total_tax_set: _MoneySet | None = None
+    total_discounts_set: _MoneySet | None = None
+    total_shipping_price_set: _MoneySet | None = None
+    line_items: list[_LineItem] = Field(default_factory=list, max_length=1000)
+    shipping_address: _Address | None = None
+    billing_address: _Address | None = None
+    customer: _Customer | None = None
+    order_status_url: Text = None
+
+
+def translate(envelope: Envelope, body: bytes) -> Translation:
+    topic = envelope.topic or ""
+    if topic not in ORDER_TOPICS:
+        return Translation(topic=topic, ignored_because=f"topic {topic!r} is not handled")
+    try:
+        order = ShopifyOrder.model_validate_json(body)
+    except ValidationError as error:
+        raise schema_problem(error) from error
+    return Translation(topic=topic, events=(_event(topic, order, envelope),))
+
+
+def _event(topic: str, order: ShopifyOrder, envelope: Envelope) -> Event:
+    snapshot = _snapshot(order)
+    occurred_at = envelope.occurred_at or order.created_at
+    if topic == "orders/create":
+        return OrderPlaced(snapshot, occurred_at)
+    if topic == "orders/paid":
+        return OrderPaid(snapshot, occurred_at)
+    return OrderCancelled(snapshot, order.cancelled_at or occurred_at, order.cancel_reason)
+
+
+def _presented(plain: Amount | None, money_set: _MoneySet | None) -> Decimal | None:
+    """The amount in the buyer's (presentment) currency when Shopify gives it."""
+    return money_set.presentment_money.amount if money_set else plain
+
+
+def _snapshot(order: ShopifyOrder) -> OrderSnapshot:
+    currency = (
+        order.total_price_set.presentment_money.currency_code
+        if order.total_price_set
+        else order.currency
+    )
+    total = _presented(order.total_price, order.total_price_set)
+    assert total is not None
+    return OrderSnapshot(
+        external_id=order.id,
+        number=order.name,
+        placed_at=order.created_at,
+        buyer=Buyer(
+            email=order.email
+            or order.contact_email
+            or (order.customer.email if order.customer else None),
+            name=_buyer_name(order),
+            locale_tag=order.customer_locale,
+        ),
+        currency=currency.upper(),
+        total=total,
+        subtotal=_presented(order.subtotal_price, order.subtotal_price_set),
+        shipping=_presented(None, order.total_shipping_price_set),
+        tax=_presented(order.total_tax, order.total_tax_set),
+        discount=_presented(order.total_discounts, order.total_discounts_set),
+        line_items=tuple(
+            LineItem(
+                title=item.title,
+                quantity=item.quantity,
+                unit_price=_presented(item.price, item.price_set) or item.price,
+                variant=item.variant_title,
+                sku=item.sku,
+            )
+            for item in order.line_items
+        ),
+        shipping_address=_address(order.shipping_address),
+        status_url=order.order_status_url,
+    )
+
+
+def _join(*parts: str | None) -> str | None:
+    joined = " ".join(part for part in parts if part)
+    return joined[:200] or None
+
+
+def _buyer_name(order: ShopifyOrder) -> str | None:
+    for person in (order.customer, order.shipping_address, order.billing_address):
+        if person and (name := _join(person.first_name, person.last_name)):
+            return name
+    return None
+
+
+def _address(address: _Address | None) -> Address | None:
+    if address is None:
+        return None
+    return Address(
+        name=address.name or _join(address.first_name, address.last_name),
+        lines=tuple(line for line in (address.address1, address.address2) if line),
+        city=address.city,
+        region=address.province,
+        region_code=address.province_code,
+        postal_code=address.zip,
+        country=address.country,
+        country_code=address.country_code.upper() if address.country_code else None,
+    )

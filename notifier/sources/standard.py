@@ -1,0 +1,239 @@
+"""The documented generic format for any storefront, signed the Standard Webhooks way."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Literal
+
+import pytz
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from standardwebhooks import Webhook
+
+from notifier.events import (
+    Address,
+    Buyer,
+    Event,
+    LineItem,
+    OrderCancelled,
+    OrderPaid,
+    OrderPlaced,
+    OrderSnapshot,
+    Translation,
+)
+from notifier.problems import Problem
+from notifier.sources import (
+    Amount,
+    Envelope,
+    Headers,
+    headers_of_record,
+    required_header,
+    schema_problem,
+)
+
+NAME = "standard"
+RECORDED_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature", "User-Agent")
+SECRET_PREFIX = "whsec_"  # noqa: S105 - a format marker, not a secret
+
+
+def check_secret(secret: str) -> None:
+    """Refuse a secret that is not `whsec_` followed by base64, before it is ever stored."""
+    if not secret.startswith(SECRET_PREFIX):
+        raise ValueError("a Standard Webhooks secret starts with 'whsec_'")
+    try:
+        key = base64.b64decode(secret.removeprefix(SECRET_PREFIX), validate=True)
+    except binascii.Error as error:
+        raise ValueError("the part after 'whsec_' is not base64") from error
+    if len(key) < 16:
+        raise ValueError("the secret key is shorter than 16 bytes")
+
+
+def verify(
+    headers: Headers,
+    body: bytes,
+    secrets: list[str],
+    now: datetime,
+    tolerance: timedelta,
+) -> Envelope:
+    """Check freshness against the injected clock, then each `v1` signature (never the wall clock)."""
+    delivery_id = required_header(headers, "webhook-id")
+    stamp = required_header(headers, "webhook-timestamp", max_length=20)
+    signatures = headers.get("webhook-signature", "").split()
+    if not signatures:
+        raise Problem(401, "Missing signature", "The webhook-signature header is required.")
+    try:
+        sent_at = datetime.fromtimestamp(int(stamp), UTC)
+    except (ValueError, OverflowError, OSError) as error:
+        raise Problem(
+            401, "Invalid timestamp", "webhook-timestamp is not a Unix time in seconds."
+        ) from error
+    if abs(now - sent_at) > tolerance:
+        raise Problem(
+            401,
+            "Stale timestamp",
+            f"webhook-timestamp {stamp} is more than {int(tolerance.total_seconds())} s "
+            "away from the current time; sign each delivery when it is sent.",
+        )
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise Problem(400, "Malformed body", "The body is not UTF-8 text.") from error
+    offered = [sig.removeprefix("v1,").encode() for sig in signatures if sig.startswith("v1,")]
+    for position, secret in enumerate(secrets, start=1):
+        expected = Webhook(secret).sign(delivery_id, sent_at, text).removeprefix("v1,").encode()
+        if any(hmac.compare_digest(expected, candidate) for candidate in offered):
+            return Envelope(
+                delivery_id=delivery_id,
+                event_id=None,
+                topic=None,
+                occurred_at=sent_at,
+                headers=headers_of_record(headers, RECORDED_HEADERS),
+                verification=f"standard-webhooks v1 valid (secret {position} of {len(secrets)})",
+            )
+    raise Problem(
+        401, "Invalid signature", "No v1 signature in webhook-signature matches this delivery."
+    )
+
+
+Short = Annotated[str, Field(min_length=1, max_length=200)]
+Optional200 = Annotated[str | None, Field(max_length=200)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+
+class StandardBuyer(_Model):
+    email: Annotated[str, Field(max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")]
+    name: Optional200 = None
+    locale: Annotated[str | None, Field(max_length=35, description="BCP 47, e.g. pt-BR")] = None
+    timezone: Annotated[
+        str | None, Field(max_length=64, description="IANA, e.g. Europe/Berlin")
+    ] = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is not None and value not in pytz.all_timezones_set:
+            raise ValueError(f"unknown IANA timezone {value!r}")
+        return value
+
+
+class StandardLineItem(_Model):
+    title: Annotated[str, Field(min_length=1, max_length=1000)]
+    quantity: Annotated[int, Field(ge=0, le=1_000_000)]
+    unit_price: Amount
+    variant: Optional200 = None
+    sku: Optional200 = None
+
+
+class StandardAddress(_Model):
+    name: Optional200 = None
+    lines: Annotated[list[Short], Field(max_length=5)] = []
+    city: Optional200 = None
+    region: Optional200 = None
+    region_code: Annotated[str | None, Field(max_length=10, description="ISO 3166-2 suffix")] = None
+    postal_code: Annotated[str | None, Field(max_length=20)] = None
+    country: Optional200 = None
+    country_code: Annotated[
+        str | None, Field(pattern=r"^[A-Za-z]{2}$", description="ISO 3166-1 alpha-2")
+    ] = None
+
+
+class StandardOrder(_Model):
+    id: Annotated[str, Field(min_length=1, max_length=64, description="the storefront's id")]
+    number: Annotated[str, Field(min_length=1, max_length=64, description="as the buyer sees it")]
+    placed_at: AwareDatetime
+    currency: Annotated[str, Field(pattern=r"^[A-Za-z]{3}$", description="ISO 4217")]
+    total: Amount
+    subtotal: Amount | None = None
+    shipping: Amount | None = None
+    tax: Amount | None = None
+    discount: Amount | None = None
+    buyer: StandardBuyer
+    line_items: Annotated[list[StandardLineItem], Field(max_length=1000)] = []
+    shipping_address: StandardAddress | None = None
+    status_url: Annotated[str | None, Field(max_length=2000)] = None
+    cancel_reason: Optional200 = None
+
+
+class StandardOrderData(_Model):
+    order: StandardOrder
+
+
+class StandardEvent(_Model):
+    """One delivery: `type` says what happened, `timestamp` when, `data` to what."""
+
+    type: Literal["order.placed", "order.paid", "order.cancelled"]
+    timestamp: AwareDatetime
+    data: StandardOrderData
+
+
+class _TypeOnly(_Model):
+    type: Annotated[str, Field(max_length=100)]
+
+
+EVENT_TYPES = ("order.placed", "order.paid", "order.cancelled")
+
+
+def translate(envelope: Envelope, body: bytes) -> Translation:
+    try:
+        event_type = _TypeOnly.model_validate_json(body).type
+    except ValidationError as error:
+        raise schema_problem(error) from error
+    if event_type not in EVENT_TYPES:
+        return Translation(topic=event_type, ignored_because=f"type {event_type!r} is not handled")
+    try:
+        event = StandardEvent.model_validate_json(body)
+    except ValidationError as error:
+        raise schema_problem(error) from error
+    return Translation(topic=event_type, events=(_event(event),))
+
+
+def _event(event: StandardEvent) -> Event:
+    order = event.data.order
+    snapshot = OrderSnapshot(
+        external_id=order.id,
+        number=order.number,
+        placed_at=order.placed_at,
+        buyer=Buyer(
+            email=order.buyer.email,
+            name=order.buyer.name,
+            locale_tag=order.buyer.locale,
+            timezone=order.buyer.timezone,
+        ),
+        currency=order.currency.upper(),
+        total=order.total,
+        subtotal=order.subtotal,
+        shipping=order.shipping,
+        tax=order.tax,
+        discount=order.discount,
+        line_items=tuple(
+            LineItem(item.title, item.quantity, item.unit_price, item.variant, item.sku)
+            for item in order.line_items
+        ),
+        shipping_address=_address(order.shipping_address),
+        status_url=order.status_url,
+    )
+    if event.type == "order.placed":
+        return OrderPlaced(snapshot, event.timestamp)
+    if event.type == "order.paid":
+        return OrderPaid(snapshot, event.timestamp)
+    return OrderCancelled(snapshot, event.timestamp, order.cancel_reason)
+
+
+def _address(address: StandardAddress | None) -> Address | None:
+    if address is None:
+        return None
+    return Address(
+        name=address.name,
+        lines=tuple(address.lines),
+        city=address.city,
+        region=address.region,
+        region_code=address.region_code,
+        postal_code=address.postal_code,
+        country=address.country,
+        country_code=address.country_code.upper() if address.country_code else None,
+    )

@@ -1,0 +1,152 @@
+"""An order's record, read back: its events and messages in time order, for people and scripts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import pytz
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from notifier.models import Delivery, InboundEvent, Message, Order, Shop
+
+
+class OrderNotFound(LookupError):
+    pass
+
+
+def find_orders(session: Session, ref: str, shop_slug: str | None) -> list[Order]:
+    """By the storefront's id or the number the buyer sees, with or without its leading '#'."""
+    numbers = {ref, ref.lstrip("#"), "#" + ref.lstrip("#")}
+    query = (
+        select(Order)
+        .join(Shop)
+        .where(or_(Order.external_id == ref, Order.number.in_(numbers)))
+        .order_by(Order.id)
+    )
+    if shop_slug:
+        query = query.where(Shop.slug == shop_slug)
+    return list(session.scalars(query))
+
+
+def _local(instant: datetime | None, zone: str) -> str | None:
+    if instant is None:
+        return None
+    return instant.astimezone(pytz.timezone(zone)).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def _utc(instant: datetime | None) -> str | None:
+    return instant.isoformat() if instant else None
+
+
+def build(session: Session, order: Order) -> dict[str, Any]:
+    events = session.scalars(
+        select(InboundEvent).where(InboundEvent.order_id == order.id).order_by(InboundEvent.id)
+    )
+    messages = list(
+        session.scalars(
+            select(Message).where(Message.order_id == order.id).order_by(Message.created_at)
+        )
+    )
+    deliveries = session.scalars(
+        select(Delivery)
+        .where(Delivery.message_id.in_([message.id for message in messages]))
+        .order_by(Delivery.id)
+    )
+    by_message: dict[str, list[Delivery]] = {}
+    for delivery in deliveries:
+        by_message.setdefault(delivery.message_id, []).append(delivery)
+    zone = order.buyer_timezone
+    return {
+        "shop": order.shop.slug,
+        "order": {
+            "id": order.external_id,
+            "number": order.number,
+            "status": order.status.value,
+            "buyer_email": order.buyer_email,
+            "buyer_locale": order.buyer_locale_tag,
+            "buyer_timezone": zone,
+            "timezone_source": order.timezone_source,
+            "placed_at": _utc(order.placed_at),
+            "total": f"{order.total.normalize():f} {order.currency}",
+        },
+        "events": [
+            {
+                "received_at": _utc(event.received_at),
+                "source": event.source,
+                "topic": event.topic,
+                "delivery_id": event.delivery_id,
+                "verification": event.verification,
+                "outcome": event.outcome.value,
+                "detail": event.outcome_detail,
+            }
+            for event in events
+        ],
+        "messages": [
+            {
+                "kind": message.kind,
+                "state": message.state.value,
+                "recipient": message.recipient,
+                "locale": message.locale,
+                "locale_reason": message.locale_reason,
+                "due_at_utc": _utc(message.due_at),
+                "due_at_local": _local(message.due_at, message.timezone),
+                "reason": message.reason,
+                "message_id": message.rfc_message_id,
+                "attempts": message.attempts,
+                "sent_at_utc": _utc(message.sent_at),
+                "last_error": message.last_error,
+                "deliveries": [
+                    {
+                        "attempt": delivery.attempt,
+                        "handed_at": _utc(delivery.handed_at),
+                        "transport": delivery.transport,
+                        "outcome": delivery.outcome.value,
+                        "response": delivery.response,
+                        "sha256": delivery.raw_sha256,
+                        "possible_resend": delivery.possible_resend,
+                    }
+                    for delivery in by_message.get(message.id, [])
+                ],
+            }
+            for message in messages
+        ],
+    }
+
+
+def as_text(record: dict[str, Any]) -> str:
+    order = record["order"]
+    lines = [
+        f"Order {order['number']} (id {order['id']}) at {record['shop']}: {order['status']}",
+        f"  buyer {order['buyer_email'] or '(no email)'}, locale {order['buyer_locale'] or '-'}, "
+        f"timezone {order['buyer_timezone']} ({order['timezone_source']})",
+        f"  placed {order['placed_at']}, total {order['total']}",
+        "",
+        "Events:",
+    ]
+    for event in record["events"]:
+        lines.append(
+            f"  {event['received_at']}  {event['source']} {event['topic']}  {event['outcome']}: "
+            f"{event['detail']}"
+        )
+    lines += ["", "Messages:"]
+    for message in record["messages"]:
+        lines += [
+            f"  {message['kind']}  {message['state']}  to {message['recipient']} in {message['locale']}",
+            f"    due {message['due_at_utc']} UTC / {message['due_at_local']} buyer time",
+            f"    why: {message['reason']}",
+            f"    locale: {message['locale_reason']}",
+            f"    Message-ID {message['message_id']}, attempts {message['attempts']}",
+        ]
+        for delivery in message["deliveries"]:
+            lines.append(
+                f"    attempt {delivery['attempt']} {delivery['handed_at']} via "
+                f"{delivery['transport']}: {delivery['outcome']} ({delivery['response']})"
+                + ("  [possible re-send]" if delivery["possible_resend"] else "")
+            )
+        if message["last_error"]:
+            lines.append(f"    last error: {message['last_error']}")
+    if not record["messages"]:
+        lines.append("  (none)")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,138 @@
+"""Inbound webhooks, in a fixed order: size, shop, signature, freshness, body; store, apply, plan.
+
+The answer is 2xx only after the raw body, its headers of record and the verdict are committed
+together with whatever the news changed (invariant 1). Nothing here sends mail.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import timedelta
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from notifier import intake, journey
+from notifier.events import Translation
+from notifier.models import EventOutcome, InboundEvent, Platform, Shop
+from notifier.problems import Problem
+from notifier.services import services
+from notifier.sources import Envelope, shopify, standard
+
+log = logging.getLogger(__name__)
+bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
+
+SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+
+
+@bp.before_request
+def _limit_body_size() -> None:
+    request.max_content_length = current_app.config["WEBHOOK_MAX_BYTES"]
+
+
+def _body() -> bytes:
+    return request.get_data(cache=True)
+
+
+def _shop(platform: Platform, **where: Any) -> Shop:
+    with services().sessions() as session:
+        shop = session.scalar(select(Shop).filter_by(platform=platform, **where))
+    if shop is None:
+        key, value = next(iter(where.items()))
+        raise Problem(404, "Unknown shop", f"No {platform.value} shop has {key} {value!r}.")
+    return shop
+
+
+@bp.post("/shopify")
+def shopify_delivery() -> Response:
+    body = _body()
+    shop = _shop(Platform.SHOPIFY, domain=shopify.shop_domain(request.headers))
+    envelope = shopify.verify(request.headers, body, shop.webhook_secrets)
+    return _accept(shopify.NAME, shop, envelope, shopify.translate(envelope, body), body)
+
+
+@bp.post("/standard/<slug>")
+def standard_delivery(slug: str) -> Response:
+    body = _body()
+    if not SLUG.match(slug):
+        raise Problem(404, "Unknown shop", "A shop slug is 1-64 lowercase letters, digits or '-'.")
+    shop = _shop(Platform.STANDARD, slug=slug)
+    tolerance = timedelta(seconds=current_app.config["STANDARD_WEBHOOK_TOLERANCE_SECONDS"])
+    envelope = standard.verify(
+        request.headers, body, shop.webhook_secrets, services().clock.now(), tolerance
+    )
+    return _accept(standard.NAME, shop, envelope, standard.translate(envelope, body), body)
+
+
+def _accept(
+    source: str, shop: Shop, envelope: Envelope, translation: Translation, body: bytes
+) -> Response:
+    """Store, dedupe, apply and plan in one transaction; a racing twin retries and finds itself."""
+    for _ in range(3):
+        try:
+            return _store_and_apply(source, shop, envelope, translation, body)
+        except IntegrityError:
+            log.info("concurrent delivery for %s/%s; retrying", source, envelope.delivery_id)
+    raise Problem(409, "Conflict", "This delivery raced with another; retry it.")
+
+
+def _store_and_apply(
+    source: str, shop: Shop, envelope: Envelope, translation: Translation, body: bytes
+) -> Response:
+    svc = services()
+    now = svc.clock.now()
+    with svc.sessions.begin() as session:
+        shop = session.merge(shop, load=False)
+        earlier = intake.find_duplicate(session, source, shop, envelope)
+        if earlier is not None:
+            return _receipt(earlier, "duplicate", "already received; nothing changed")
+        if translation.ignored_because is not None:
+            event = intake.record(
+                session,
+                source=source,
+                shop=shop,
+                envelope=envelope,
+                topic=translation.topic,
+                body=body,
+                received_at=now,
+                outcome=EventOutcome.IGNORED,
+                detail=translation.ignored_because,
+                order_id=None,
+            )
+            return _receipt(event, "ignored", translation.ignored_because)
+        results = [
+            journey.apply(session, shop, item, now=now, locales=svc.renderer.locales)
+            for item in translation.events
+        ]
+        event = intake.record(
+            session,
+            source=source,
+            shop=shop,
+            envelope=envelope,
+            topic=translation.topic,
+            body=body,
+            received_at=now,
+            outcome=EventOutcome.APPLIED,
+            detail="; ".join(result.detail for result in results),
+            order_id=results[0].order.id if results else None,
+        )
+        for result in results:
+            for message in result.planned:
+                message.caused_by_event_id = event.id
+        planned = any(result.planned for result in results)
+    if planned:
+        svc.wake_dispatcher.set()
+    return _receipt(event, "accepted", event.outcome_detail)
+
+
+def _receipt(event: InboundEvent, status: str, detail: str) -> Response:
+    return jsonify(
+        status=status,
+        event_id=event.id,
+        delivery_id=event.delivery_id,
+        received_at=event.received_at.isoformat(),
+        detail=detail,
+    )
