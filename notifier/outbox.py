@@ -45,7 +45,7 @@ def schedule(
         order_id=order.id,
         kind=kind.name,
         dedupe_key=dedupe_key,
-        rfc_message_id=f"<{kind.name}.{message_uuid}@{domain}>",
+        rfc_message_id=f"<{message_uuid}@{domain}>",
         recipient=recipient.email,
         recipient_name=recipient.name,
         locale=locale.locale,

@@ -1,0 +1,302 @@
+"""The dispatcher against a real SMTP server (aiosmtpd): delivery, retries, failures, takeovers."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from email import message_from_bytes, policy
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from aiosmtpd.controller import Controller
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from notifier import outbox
+from notifier.clock import FakeClock
+from notifier.dispatcher import Dispatcher, RetryPolicy
+from notifier.models import Delivery, DeliveryOutcome, Message, MessageState
+from notifier.transports.memory import MemoryTransport
+from notifier.transports.smtp import SMTPTransport
+
+from .conftest import post_shopify, services, shopify_order
+
+pytestmark = pytest.mark.usefixtures("shopify_shop")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Sink:
+    """An SMTP server's mailbox that can be told to answer the next DATA commands differently."""
+
+    def __init__(self) -> None:
+        self.received: list[Any] = []
+        self.data_replies: list[str] = []
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options) -> str:
+        if address.startswith("nobody@"):
+            return f"550 5.1.1 <{address}>: Recipient address rejected"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        if self.data_replies:
+            return self.data_replies.pop(0)
+        self.received.append(envelope)
+        return "250 2.0.0 Ok: queued as 7F3A2"
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[tuple[Sink, int]]:
+    sink = Sink()
+    port = free_port()
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield sink, port
+    controller.stop()
+
+
+def smtp_transport(port: int) -> SMTPTransport:
+    return SMTPTransport.from_url(f"smtp://127.0.0.1:{port}?starttls=off", timeout=5)
+
+
+def dispatcher(app: Flask, transport: Any, **options: Any) -> Dispatcher:
+    svc = services(app)
+    options.setdefault("worker", "w1")
+    return Dispatcher(svc.sessions, transport, svc.renderer, svc.clock, **options)
+
+
+def only_message(app: Flask) -> Message:
+    with services(app).sessions() as session:
+        return session.scalars(select(Message)).one()
+
+
+def deliveries(app: Flask) -> list[Delivery]:
+    with services(app).sessions() as session:
+        return list(session.scalars(select(Delivery).order_by(Delivery.id)))
+
+
+def test_smtp_receives_exactly_the_recorded_bytes(
+    app: Flask, client: FlaskClient, smtp_server: tuple[Sink, int]
+) -> None:
+    sink, port = smtp_server
+    post_shopify(client, shopify_order())
+    transport = smtp_transport(port)
+
+    outcome = dispatcher(app, transport).run_once()
+    transport.close()
+
+    assert outcome.sent == 1
+    [envelope] = sink.received
+    [record] = deliveries(app)
+    assert envelope.rcpt_tos == ["anna.schmidt@example.org"]
+    assert envelope.mail_from == "orders@lumen.example"
+    assert envelope.original_content.replace(b"\r\n", b"\n") == record.raw.replace(b"\r\n", b"\n")
+    assert record.outcome is DeliveryOutcome.ACCEPTED
+    assert record.response == "250 2.0.0 Ok: queued as 7F3A2"
+    message = only_message(app)
+    assert message.state is MessageState.SENT
+    parsed = message_from_bytes(envelope.original_content, policy=policy.default)
+    assert parsed["Message-ID"].strip() == message.rfc_message_id
+
+
+def test_one_connection_carries_many_messages(
+    app: Flask, client: FlaskClient, smtp_server: tuple[Sink, int]
+) -> None:
+    sink, port = smtp_server
+    for number in range(5):
+        post_shopify(client, shopify_order(id=1000 + number, name=f"#{1000 + number}"))
+    transport = smtp_transport(port)
+    dispatcher(app, transport).run_once()
+    connection = transport._connection
+    transport.close()
+
+    assert len(sink.received) == 5
+    assert connection is not None
+
+
+def test_a_4xx_is_retried_with_backoff_under_the_same_message_id(
+    app: Flask, client: FlaskClient, clock: FakeClock, smtp_server: tuple[Sink, int]
+) -> None:
+    sink, port = smtp_server
+    sink.data_replies = ["451 4.3.0 Mailbox busy, try later"]
+    post_shopify(client, shopify_order())
+    transport = smtp_transport(port)
+    send = dispatcher(app, transport)
+
+    first = send.run_once()
+    waiting = only_message(app)
+    second = send.run_once()  # not due again yet
+    clock.set(waiting.next_attempt_at)
+    third = send.run_once()
+    transport.close()
+
+    assert (first.retried, second.handled, third.sent) == (1, 0, 1)
+    assert waiting.state is MessageState.RETRY
+    assert waiting.last_error == "attempt 1: 451 4.3.0 Mailbox busy, try later"
+    delay = waiting.next_attempt_at - waiting.updated_at
+    assert timedelta(seconds=45) <= delay <= timedelta(seconds=75)
+    records = deliveries(app)
+    assert [r.outcome for r in records] == [
+        DeliveryOutcome.TRANSIENT_FAILURE,
+        DeliveryOutcome.ACCEPTED,
+    ]
+    assert records[0].rfc_message_id == records[1].rfc_message_id
+    assert only_message(app).attempts == 2
+    assert len(sink.received) == 1
+
+
+def test_a_5xx_fails_at_once_and_stays_visible(
+    app: Flask, client: FlaskClient, smtp_server: tuple[Sink, int]
+) -> None:
+    _, port = smtp_server
+    post_shopify(client, shopify_order(email="nobody@example.org"))
+    transport = smtp_transport(port)
+
+    outcome = dispatcher(app, transport).run_once()
+    transport.close()
+
+    assert outcome.failed == 1
+    message = only_message(app)
+    assert message.state is MessageState.FAILED
+    assert message.last_error is not None
+    assert message.last_error.startswith("attempt 1: 550 5.1.1")
+    [record] = deliveries(app)
+    assert record.outcome is DeliveryOutcome.PERMANENT_FAILURE
+
+
+def test_a_server_that_is_down_is_retried_then_fails_visibly(
+    app: Flask, client: FlaskClient, clock: FakeClock
+) -> None:
+    post_shopify(client, shopify_order())
+    transport = smtp_transport(free_port())  # nothing listens there
+    send = dispatcher(app, transport, retry=RetryPolicy(max_attempts=3))
+
+    rounds = []
+    for _ in range(3):
+        rounds.append(send.run_once())
+        clock.advance(timedelta(hours=7))
+
+    assert [r.retried for r in rounds] == [1, 1, 0]
+    assert rounds[-1].failed == 1
+    message = only_message(app)
+    assert message.state is MessageState.FAILED
+    assert "ConnectionRefusedError" in (message.last_error or "")
+    assert message.attempts == 3
+
+
+def test_require_starttls_refuses_a_server_without_it(
+    app: Flask, client: FlaskClient, smtp_server: tuple[Sink, int]
+) -> None:
+    sink, port = smtp_server
+    post_shopify(client, shopify_order())
+    transport = SMTPTransport.from_url(f"smtp://127.0.0.1:{port}?starttls=require", timeout=5)
+
+    dispatcher(app, transport).run_once()
+
+    assert sink.received == []
+    assert only_message(app).last_error == "attempt 1: 127.0.0.1 does not offer STARTTLS"
+
+
+def test_nothing_leaves_before_it_is_due(
+    app: Flask, client: FlaskClient, clock: FakeClock, dispatch: Callable, mailbox: MemoryTransport
+) -> None:
+    post_shopify(client, shopify_order())
+    later = clock.now() + timedelta(hours=1)
+    with services(app).sessions.begin() as session:
+        session.execute(sa.update(Message).values(due_at=later, next_attempt_at=later))
+
+    before = dispatch()
+    clock.set(later - timedelta(seconds=1))
+    still_before = dispatch()
+    clock.set(later)
+    at_due = dispatch()
+
+    assert (before.handled, still_before.handled, at_due.sent) == (0, 0, 1)
+    assert len(mailbox.sent) == 1
+
+
+def test_a_dead_workers_lease_expires_and_the_resend_is_marked(
+    app: Flask, client: FlaskClient, clock: FakeClock, mailbox: MemoryTransport
+) -> None:
+    post_shopify(client, shopify_order())
+    lease = timedelta(minutes=2)
+    with services(app).sessions.begin() as session:  # a worker claims, then dies
+        [claim] = outbox.claim_due(session, worker="dead", now=clock.now(), lease=lease, limit=10)
+    survivor = dispatcher(app, mailbox, worker="alive", lease=lease)
+
+    during_lease = survivor.run_once()
+    clock.advance(lease)
+    after_lease = survivor.run_once()
+
+    assert claim.attempt == 1
+    assert (during_lease.handled, after_lease.sent) == (0, 1)
+    [record] = deliveries(app)
+    assert record.possible_resend is True
+    assert record.attempt == 2
+    message = only_message(app)
+    assert record.rfc_message_id == message.rfc_message_id
+    assert message.state is MessageState.SENT
+
+
+def test_a_header_injection_attempt_fails_the_message_visibly(
+    app: Flask, client: FlaskClient, dispatch: Callable, mailbox: MemoryTransport
+) -> None:
+    order = shopify_order()
+    order["customer"]["first_name"] = "Anna\r\nBcc: everyone@evil.example"
+    post_shopify(client, order)
+
+    outcome = dispatch()
+
+    assert outcome.failed == 1
+    assert mailbox.sent == []
+    message = only_message(app)
+    assert message.state is MessageState.FAILED
+    assert "To contains control or encoded-word characters" in (message.last_error or "")
+
+
+def test_deliveries_refuse_update_and_delete(
+    app: Flask, client: FlaskClient, dispatch: Callable
+) -> None:
+    post_shopify(client, shopify_order())
+    dispatch()
+
+    for statement in (sa.update(Delivery).values(response="edited"), sa.delete(Delivery)):
+        with (
+            pytest.raises(sa.exc.DBAPIError, match="append-only"),
+            services(app).sessions.begin() as session,
+        ):
+            session.execute(statement)
+    assert deliveries(app)[0].response.startswith("kept in memory")
+
+
+def test_concurrent_workers_never_send_the_same_message(app: Flask, client: FlaskClient) -> None:
+    for number in range(40):
+        post_shopify(client, shopify_order(id=2000 + number, name=f"#{2000 + number}"))
+    boxes = [MemoryTransport(), MemoryTransport()]
+    workers = [
+        dispatcher(app, box, worker=f"w{index}", batch_size=3) for index, box in enumerate(boxes)
+    ]
+    start = threading.Barrier(2)
+
+    def work(worker: Dispatcher) -> None:
+        start.wait()
+        worker.run_once()
+
+    threads = [threading.Thread(target=work, args=(worker,)) for worker in workers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    sent = [mail.message_id for box in boxes for mail in box.sent]
+    assert len(sent) == 40
+    assert len(set(sent)) == 40

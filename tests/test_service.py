@@ -1,0 +1,163 @@
+"""The service as a new user runs it: real processes, real HTTP, the default .eml outbox."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from email import message_from_bytes, policy
+from pathlib import Path
+
+import pytest
+import requests
+
+from .conftest import FIXTURES, SHOPIFY_SECRET, shopify_headers
+from .test_dispatch import free_port
+
+BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def notifier(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / "notifier"), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def wait_for(predicate, seconds: float = 20.0):  # type: ignore[no-untyped-def]
+    """Poll an outside process's visible state, bounded; the service's own timing is not tested here."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(0.05)
+    raise AssertionError(f"not true within {seconds} s")
+
+
+@pytest.fixture
+def environment(database_url: str, tmp_path: Path) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("NOTIFIER_")}
+    env.update(
+        NOTIFIER_INSTANCE_PATH=str(tmp_path / "instance"), NOTIFIER_DATABASE_URL=database_url
+    )
+    return env
+
+
+@pytest.fixture
+def served(environment: dict[str, str]) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    port = free_port()
+    process = subprocess.Popen(
+        [str(BIN / "notifier"), "serve", "--port", str(port)],
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            return requests.get(f"{base}/healthz", timeout=1).status_code == 200
+        except requests.ConnectionError:
+            return False
+
+    try:
+        wait_for(up)
+        yield base, process
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=10)
+        assert process.stdout is not None
+        process.stdout.close()
+
+
+def test_a_signed_shopify_order_lands_as_a_german_eml(
+    environment: dict[str, str], served: tuple[str, subprocess.Popen[str]], tmp_path: Path
+) -> None:
+    base, process = served
+    added = notifier(
+        "shop", "add", "lumen", "--platform", "shopify", "--domain", "lumen.myshopify.com",
+        "--secret", SHOPIFY_SECRET, "--sender", "Lumen & Co. <orders@lumen.example>",
+        "--support-email", "help@lumen.example", "--timezone", "Europe/Berlin",
+        env=environment,
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    body = (FIXTURES / "shopify_order.json").read_bytes()
+    headers = shopify_headers(body, webhook_id="e2e-1")
+    outbox = tmp_path / "instance" / "outbox"
+
+    accepted = requests.post(f"{base}/webhooks/shopify", data=body, headers=headers, timeout=10)
+    [eml] = wait_for(lambda: list(outbox.glob("*.eml")))
+    duplicate = requests.post(f"{base}/webhooks/shopify", data=body, headers=headers, timeout=10)
+    forged = requests.post(
+        f"{base}/webhooks/shopify",
+        data=body,
+        headers={**headers, "X-Shopify-Hmac-Sha256": "Zm9yZ2Vk"},
+        timeout=10,
+    )
+    health = requests.get(f"{base}/healthz", timeout=5).json()
+
+    assert accepted.status_code == 200
+    assert accepted.json()["status"] == "accepted"
+    assert duplicate.json()["status"] == "duplicate"
+    assert forged.status_code == 401
+    assert forged.headers["Content-Type"] == "application/problem+json"
+    assert health["due_messages"] == 0
+    assert list(outbox.glob("*.eml")) == [eml]
+    mail = message_from_bytes(eml.read_bytes(), policy=policy.default)
+    assert mail["Subject"] == "Bestellung #1001 bestätigt – vielen Dank!"
+    assert "Gesamtsumme: 1.234,56\xa0€" in mail.get_body(("plain",)).get_content()
+    timeline = notifier("timeline", "#1001", "--json", env=environment)
+    [message] = json.loads(timeline.stdout)["messages"]
+    assert message["state"] == "sent"
+    assert message["deliveries"][0]["response"] == f"written to {eml}"
+
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=20) == 0
+
+
+def test_serve_creates_a_new_database_by_itself(tmp_path: Path) -> None:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("NOTIFIER_")}
+    env["NOTIFIER_INSTANCE_PATH"] = str(tmp_path / "fresh")
+    port = free_port()
+    process = subprocess.Popen(
+        [str(BIN / "notifier"), "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+
+        def health() -> dict[str, object] | None:
+            try:
+                return requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).json()  # type: ignore[no-any-return]
+            except requests.ConnectionError:
+                return None
+
+        assert wait_for(health)["database"] == "ok"
+        assert (tmp_path / "fresh" / "notifier.db").exists()
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def test_worker_refuses_a_database_that_needs_upgrading(tmp_path: Path) -> None:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("NOTIFIER_")}
+    env["NOTIFIER_INSTANCE_PATH"] = str(tmp_path / "old")
+
+    result = notifier("worker", "--once", env=env)
+
+    assert result.returncode == 1
+    assert "run `notifier db upgrade`" in result.stderr
+    assert "Traceback" not in result.stderr
