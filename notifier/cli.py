@@ -14,10 +14,22 @@ from sqlalchemy import select
 from notifier import migrate, mime, shops, timeline
 from notifier.models import Platform, Shop
 from notifier.samples import SAMPLES
-from notifier.services import services
+from notifier.services import Services, services
 from notifier.transports import describe
 
 notifier_group = AppGroup("notifier", help="Keep cross-border buyers informed after they pay.")
+
+
+def _database() -> Services:
+    """The app's services over a usable schema: a brand-new database is created on first use."""
+    from notifier import serve
+
+    svc = services()
+    try:
+        serve.ensure_schema(svc, upgrade_new=True)
+    except serve.SchemaOutdated as error:
+        raise click.ClickException(str(error)) from error
+    return svc
 
 
 @notifier_group.command("serve")
@@ -28,11 +40,7 @@ def serve_command(host: str, port: int, threads: int) -> None:
     """Web and dispatcher in one process, for one box. Creates a new database by itself."""
     from notifier import serve
 
-    svc = services()
-    try:
-        serve.ensure_schema(svc, upgrade_new=True)
-    except serve.SchemaOutdated as error:
-        raise click.ClickException(str(error)) from error
+    svc = _database()
     click.echo(
         f"notifier listening on http://{host}:{port}/  (mail: {describe(current_app.config['MAIL_URL'])})"
     )
@@ -123,7 +131,7 @@ def shop_add_command(
         timezone=timezone,
         return_policy_url=return_policy_url,
     )
-    svc = services()
+    svc = _database()
     try:
         with svc.sessions.begin() as session:
             shop = shops.add(session, new, svc.clock.now())
@@ -138,7 +146,7 @@ def shop_add_command(
 @shop_group.command("list")
 def shop_list_command() -> None:
     """Every shop with its settings (secrets shown only as a count)."""
-    with services().sessions() as session:
+    with _database().sessions() as session:
         rows = list(session.scalars(select(Shop).order_by(Shop.slug)))
     if not rows:
         click.echo("no shops yet; add one with `notifier shop add`")
@@ -155,7 +163,7 @@ def shop_list_command() -> None:
 @click.argument("settings", nargs=-1, required=True)
 def shop_set_command(slug: str, settings: tuple[str, ...]) -> None:
     """Change settings: KEY=VALUE ... (sender, support_email, locale, timezone, return_policy_url, domain, secret)."""
-    svc = services()
+    svc = _database()
     try:
         with svc.sessions.begin() as session:
             shop = session.scalar(select(Shop).where(Shop.slug == slug))
@@ -176,7 +184,7 @@ def shop_set_command(slug: str, settings: tuple[str, ...]) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def timeline_command(order_ref: str, shop_slug: str | None, as_json: bool) -> None:
     """An order's events and messages: kind, state, due time (UTC and buyer time), reason, result."""
-    with services().sessions() as session:
+    with _database().sessions() as session:
         orders = timeline.find_orders(session, order_ref, shop_slug)
         if not orders:
             raise click.ClickException(
