@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import click
+import pytz
 from flask import current_app
 from flask.cli import AppGroup, ScriptInfo
 from sqlalchemy import select
@@ -217,6 +218,8 @@ def preview_command(kind: str, locale: str, timezone: str, fmt: str, out: Path |
     from datetime import datetime
 
     renderer = services().renderer
+    if timezone not in pytz.all_timezones_set:
+        raise click.ClickException(f"{timezone!r} is not an IANA timezone (e.g. Europe/Berlin)")
     if locale not in renderer.locales:
         raise click.ClickException(
             f"no catalog for {locale!r}; have {', '.join(sorted(renderer.locales))}"

@@ -11,9 +11,10 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from email import message_from_bytes, policy
+from email.errors import HeaderParseError
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import format_datetime, parseaddr
+from email.utils import format_datetime, getaddresses
 
 from notifier.rendering import RenderedEmail
 
@@ -39,19 +40,28 @@ def _checked(name: str, value: str) -> str:
 
 
 def _address(name: str, display_name: str | None, addr_spec: str) -> Address:
+    _checked(name, display_name or "")
+    _checked(name, addr_spec)
     try:
-        return Address(
-            display_name=_checked(name, display_name or ""), addr_spec=_checked(name, addr_spec)
-        )
-    except (ValueError, IndexError) as error:  # the parser's verdict on a malformed address
-        if isinstance(error, HeaderRefused):
-            raise
+        return Address(display_name=display_name or "", addr_spec=addr_spec)
+    except (ValueError, IndexError, HeaderParseError) as error:  # the parser's verdict
         raise HeaderRefused(f"{name} is not a valid address: {addr_spec!r}") from error
+
+
+def parse_mailbox(name: str, value: str) -> tuple[str, str]:
+    """Exactly one `Name <addr>` (or bare `addr`): no second address hidden in it anywhere."""
+    _checked(name, value)
+    found = getaddresses([value])
+    if len(found) != 1 or not found[0][1] or "@" in found[0][0]:
+        raise HeaderRefused(f"{name} is not exactly one mailbox: {value!r}")
+    display_name, addr_spec = found[0]
+    _address(name, display_name, addr_spec)
+    return display_name, addr_spec
 
 
 def build(rendered: RenderedEmail, envelope: Envelope) -> bytes:
     """The multipart/alternative message, CRLF line endings, exactly as handed to a transport."""
-    sender_name, sender_address = parseaddr(envelope.sender)
+    sender_name, sender_address = parse_mailbox("From", envelope.sender)
     msg = EmailMessage(policy=policy.SMTP)
     msg["From"] = _address("From", sender_name, sender_address)
     msg["To"] = _address("To", envelope.recipient_name, envelope.recipient)

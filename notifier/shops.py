@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from email.utils import parseaddr
 from urllib.parse import urlsplit
 
 import pytz
@@ -13,10 +12,11 @@ from babel import Locale, UnknownLocaleError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from notifier import mime
 from notifier.models import Platform, Shop
 from notifier.sources import standard
 
-SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 DOMAIN = re.compile(
     r"^(?=.{1,255}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$"
 )
@@ -57,11 +57,14 @@ def _email(value: str, what: str) -> str:
 
 
 def check_sender(value: str) -> str:
-    if re.search(r"[\x00-\x1f\x7f]", value):
-        raise ShopError("the sender contains control characters")
-    _name, address = parseaddr(value)
+    """A sender the mailer will accept for every email: exactly one mailbox, nothing smuggled."""
+    value = value.strip()
+    try:
+        _name, address = mime.parse_mailbox("the sender", value)
+    except mime.HeaderRefused as error:
+        raise ShopError(f'{error}; write it as "Shop Name <orders@shop.example>"') from error
     _email(address, "the sender address")
-    return value.strip()
+    return value
 
 
 def check_locale(value: str) -> str:
@@ -86,7 +89,7 @@ def check_url(value: str) -> str:
 
 def check_domain(value: str) -> str:
     domain = value.strip().lower()
-    if not DOMAIN.match(domain):
+    if not DOMAIN.fullmatch(domain):
         raise ShopError(f"{value!r} is not a domain name (e.g. lumen.myshopify.com)")
     return domain
 
@@ -104,7 +107,7 @@ def check_secret(platform: Platform, secret: str) -> str:
 
 
 def add(session: Session, new: NewShop, now: datetime) -> Shop:
-    if not SLUG.match(new.slug):
+    if not SLUG.fullmatch(new.slug):
         raise ShopError(
             "a slug is 1-64 lowercase letters, digits or '-', starting with a letter or digit"
         )

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 import pytz
+from babel.numbers import format_currency
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
@@ -69,7 +70,7 @@ def build(session: Session, order: Order) -> dict[str, Any]:
             "buyer_timezone": zone,
             "timezone_source": order.timezone_source,
             "placed_at": _utc(order.placed_at),
-            "total": f"{order.total.normalize():f} {order.currency}",
+            "total": format_currency(order.total, order.currency, locale="en"),
         },
         "events": [
             {

@@ -25,7 +25,7 @@ from notifier.sources import Envelope, shopify, standard
 log = logging.getLogger(__name__)
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 
-SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 
 
 @bp.before_request
@@ -57,7 +57,7 @@ def shopify_delivery() -> Response:
 @bp.post("/standard/<slug>")
 def standard_delivery(slug: str) -> Response:
     body = _body()
-    if not SLUG.match(slug):
+    if not SLUG.fullmatch(slug):
         raise Problem(404, "Unknown shop", "A shop slug is 1-64 lowercase letters, digits or '-'.")
     shop = _shop(Platform.STANDARD, slug=slug)
     tolerance = timedelta(seconds=current_app.config["STANDARD_WEBHOOK_TOLERANCE_SECONDS"])

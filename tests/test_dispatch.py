@@ -300,3 +300,60 @@ def test_concurrent_workers_never_send_the_same_message(app: Flask, client: Flas
     sent = [mail.message_id for box in boxes for mail in box.sent]
     assert len(sent) == 40
     assert len(set(sent)) == 40
+
+
+def test_smtp_auth_with_credentials_from_the_url(app: Flask, client: FlaskClient) -> None:
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    logins: list[tuple[bytes, bytes]] = []
+
+    def authenticator(server, session, envelope, mechanism, auth_data) -> AuthResult:  # type: ignore[no-untyped-def]
+        assert isinstance(auth_data, LoginPassword)
+        logins.append((auth_data.login, auth_data.password))
+        return AuthResult(success=auth_data.password == b"p@ss word")
+
+    sink, port = Sink(), free_port()
+    controller = Controller(
+        sink, hostname="127.0.0.1", port=port, authenticator=authenticator, auth_require_tls=False
+    )
+    controller.start()
+    try:
+        post_shopify(client, shopify_order())
+        good = SMTPTransport.from_url(
+            f"smtp://relay%40lumen:p%40ss%20word@127.0.0.1:{port}?starttls=off", timeout=5
+        )
+        outcome = dispatcher(app, good).run_once()
+        good.close()
+    finally:
+        controller.stop()
+
+    assert outcome.sent == 1
+    assert logins == [(b"relay@lumen", b"p@ss word")]
+    assert len(sink.received) == 1
+
+
+def test_wrong_smtp_credentials_are_retried_not_dropped(app: Flask, client: FlaskClient) -> None:
+    from aiosmtpd.smtp import AuthResult
+
+    sink, port = Sink(), free_port()
+    controller = Controller(
+        sink,
+        hostname="127.0.0.1",
+        port=port,
+        authenticator=lambda *args: AuthResult(success=False, handled=False),
+        auth_require_tls=False,
+        auth_exclude_mechanism=["LOGIN"],  # one mechanism, so the refusal is not retried in-line
+    )
+    controller.start()
+    try:
+        post_shopify(client, shopify_order())
+        bad = SMTPTransport.from_url(f"smtp://u:wrong@127.0.0.1:{port}?starttls=off", timeout=5)
+        outcome = dispatcher(app, bad).run_once()
+        bad.close()
+    finally:
+        controller.stop()
+
+    assert outcome.retried == 1
+    message = only_message(app)
+    assert message.state is MessageState.RETRY
+    assert (message.last_error or "").startswith("attempt 1: 535")

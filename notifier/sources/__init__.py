@@ -11,13 +11,27 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from werkzeug.datastructures import Headers as Headers
 
 from notifier.problems import Problem
 
 # Money as storefronts send it: a decimal string or number, never negative, NaN or absurd.
 Amount = Annotated[Decimal, Field(ge=0, lt=10**15, decimal_places=4, allow_inf_nan=False)]
+
+
+class Payload(BaseModel):
+    """Base of every payload model: unknown fields ignored, no NUL anywhere in a text."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: object) -> object:
+        texts = value if isinstance(value, list) else [value]
+        if any(isinstance(text, str) and "\x00" in text for text in texts):
+            raise ValueError("must not contain a NUL character")
+        return value
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BeforeValidator, Field, ValidationError
 
 from notifier.events import (
     Address,
@@ -27,6 +27,7 @@ from notifier.sources import (
     Amount,
     Envelope,
     Headers,
+    Payload,
     headers_of_record,
     required_header,
     schema_problem,
@@ -91,21 +92,17 @@ Text = Annotated[Annotated[str, Field(max_length=1000)] | None, BeforeValidator(
 Id = Annotated[str, BeforeValidator(lambda v: str(v) if isinstance(v, int) else v)]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
-
-
-class _Money(_Model):
+class _Money(Payload):
     amount: Amount
     currency_code: str = Field(min_length=3, max_length=3)
 
 
-class _MoneySet(_Model):
+class _MoneySet(Payload):
     shop_money: _Money
     presentment_money: _Money
 
 
-class _LineItem(_Model):
+class _LineItem(Payload):
     title: str = Field(max_length=1000)
     variant_title: Text = None
     sku: Text = None
@@ -114,7 +111,7 @@ class _LineItem(_Model):
     price_set: _MoneySet | None = None
 
 
-class _Address(_Model):
+class _Address(Payload):
     name: Text = None
     first_name: Text = None
     last_name: Text = None
@@ -128,13 +125,13 @@ class _Address(_Model):
     country_code: Text = None
 
 
-class _Customer(_Model):
+class _Customer(Payload):
     first_name: Text = None
     last_name: Text = None
     email: Text = None
 
 
-class ShopifyOrder(_Model):
+class ShopifyOrder(Payload):
     id: Id = Field(min_length=1, max_length=64)
     name: str = Field(min_length=1, max_length=64)
     email: Text = None

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
 import pytz
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AwareDatetime, Field, ValidationError, field_validator
 from standardwebhooks import Webhook
 
 from notifier.events import (
@@ -28,6 +28,7 @@ from notifier.sources import (
     Amount,
     Envelope,
     Headers,
+    Payload,
     headers_of_record,
     required_header,
     schema_problem,
@@ -101,11 +102,7 @@ Short = Annotated[str, Field(min_length=1, max_length=200)]
 Optional200 = Annotated[str | None, Field(max_length=200)]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
-
-
-class StandardBuyer(_Model):
+class StandardBuyer(Payload):
     email: Annotated[str, Field(max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")]
     name: Optional200 = None
     locale: Annotated[str | None, Field(max_length=35, description="BCP 47, e.g. pt-BR")] = None
@@ -121,7 +118,7 @@ class StandardBuyer(_Model):
         return value
 
 
-class StandardLineItem(_Model):
+class StandardLineItem(Payload):
     title: Annotated[str, Field(min_length=1, max_length=1000)]
     quantity: Annotated[int, Field(ge=0, le=1_000_000)]
     unit_price: Amount
@@ -129,9 +126,9 @@ class StandardLineItem(_Model):
     sku: Optional200 = None
 
 
-class StandardAddress(_Model):
+class StandardAddress(Payload):
     name: Optional200 = None
-    lines: Annotated[list[Short], Field(max_length=5)] = []
+    lines: Annotated[list[Short], Field(max_length=5, default_factory=list)]
     city: Optional200 = None
     region: Optional200 = None
     region_code: Annotated[str | None, Field(max_length=10, description="ISO 3166-2 suffix")] = None
@@ -142,7 +139,7 @@ class StandardAddress(_Model):
     ] = None
 
 
-class StandardOrder(_Model):
+class StandardOrder(Payload):
     id: Annotated[str, Field(min_length=1, max_length=64, description="the storefront's id")]
     number: Annotated[str, Field(min_length=1, max_length=64, description="as the buyer sees it")]
     placed_at: AwareDatetime
@@ -153,17 +150,17 @@ class StandardOrder(_Model):
     tax: Amount | None = None
     discount: Amount | None = None
     buyer: StandardBuyer
-    line_items: Annotated[list[StandardLineItem], Field(max_length=1000)] = []
+    line_items: Annotated[list[StandardLineItem], Field(max_length=1000, default_factory=list)]
     shipping_address: StandardAddress | None = None
     status_url: Annotated[str | None, Field(max_length=2000)] = None
     cancel_reason: Optional200 = None
 
 
-class StandardOrderData(_Model):
+class StandardOrderData(Payload):
     order: StandardOrder
 
 
-class StandardEvent(_Model):
+class StandardEvent(Payload):
     """One delivery: `type` says what happened, `timestamp` when, `data` to what."""
 
     type: Literal["order.placed", "order.paid", "order.cancelled"]
@@ -171,7 +168,7 @@ class StandardEvent(_Model):
     data: StandardOrderData
 
 
-class _TypeOnly(_Model):
+class _TypeOnly(Payload):
     type: Annotated[str, Field(max_length=100)]
 
 
