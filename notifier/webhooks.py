@@ -89,24 +89,11 @@ def _store_and_apply(
         earlier = intake.find_duplicate(session, source, shop, envelope)
         if earlier is not None:
             return _receipt(earlier, "duplicate", "already received; nothing changed")
-        if translation.ignored_because is not None:
-            event = intake.record(
-                session,
-                source=source,
-                shop=shop,
-                envelope=envelope,
-                topic=translation.topic,
-                body=body,
-                received_at=now,
-                outcome=EventOutcome.IGNORED,
-                detail=translation.ignored_because,
-                order_id=None,
-            )
-            return _receipt(event, "ignored", translation.ignored_because)
         results = [
             journey.apply(session, shop, item, now=now, locales=svc.renderer.locales)
             for item in translation.events
         ]
+        ignored = translation.ignored_because
         event = intake.record(
             session,
             source=source,
@@ -115,17 +102,17 @@ def _store_and_apply(
             topic=translation.topic,
             body=body,
             received_at=now,
-            outcome=EventOutcome.APPLIED,
-            detail="; ".join(result.detail for result in results),
+            outcome=EventOutcome.APPLIED if ignored is None else EventOutcome.IGNORED,
+            detail=ignored if ignored is not None else "; ".join(r.detail for r in results),
             order_id=results[0].order.id if results else None,
         )
-        for result in results:
-            for message in result.planned:
-                message.caused_by_event_id = event.id
-        planned = any(result.planned for result in results)
+        planned = [message for result in results for message in result.planned]
+        for message in planned:
+            message.caused_by_event_id = event.id
     if planned:
         svc.wake_dispatcher.set()
-    return _receipt(event, "accepted", event.outcome_detail)
+    status = "accepted" if event.outcome is EventOutcome.APPLIED else "ignored"
+    return _receipt(event, status, event.outcome_detail)
 
 
 def _receipt(event: InboundEvent, status: str, detail: str) -> Response:
