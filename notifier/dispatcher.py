@@ -211,6 +211,14 @@ class Dispatcher:
             else:
                 message.state = MessageState.FAILED
                 message.last_error = f"attempt {claim.attempt}: {error.response}"
+            log.info(
+                "message %s (%s) %s after attempt %d: %s",
+                message_id,
+                message.kind,
+                message.state.value,
+                claim.attempt,
+                receipt.response if receipt else error.response if error else "",
+            )
 
 
 def _delivery_outcome(error: TransportError | None) -> DeliveryOutcome:

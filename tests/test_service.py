@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from email import message_from_bytes, policy
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -161,3 +162,34 @@ def test_worker_refuses_a_database_that_needs_upgrading(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "run `notifier db upgrade`" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.usefixtures("shopify_shop")
+def test_a_worker_process_sends_what_the_web_side_planned(
+    environment: dict[str, str], client: Any, tmp_path: Path
+) -> None:
+    from .conftest import post_shopify, shopify_order
+
+    outbox = tmp_path / "worker-outbox"
+    environment["NOTIFIER_MAIL_URL"] = outbox.as_uri()
+    worker = subprocess.Popen(
+        [str(BIN / "notifier"), "worker"],
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        accepted = post_shopify(client, shopify_order())
+        [eml] = wait_for(lambda: list(outbox.glob("*.eml")))
+        worker.send_signal(signal.SIGTERM)
+        code = worker.wait(timeout=20)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+        _, errors = worker.communicate(timeout=10)
+
+    assert accepted.json["status"] == "accepted"
+    assert code == 0, errors
+    mail = message_from_bytes(eml.read_bytes(), policy=policy.default)
+    assert mail["Subject"] == "Bestellung #1001 bestätigt – vielen Dank!"
