@@ -246,6 +246,21 @@ def preview_command(kind: str, locale: str, timezone: str, fmt: str, out: Path |
         sys.stdout.buffer.write(data)
 
 
+@notifier_group.command("demo")
+@click.option("--locale", default="de", show_default=True, help="The buyer's customer_locale.")
+def demo_command(locale: str) -> None:
+    """Post a signed sample Shopify order to this service and send its confirmation now."""
+    from notifier import demo, serve
+
+    svc = _database()
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    number, outcome = demo.run(app, svc, locale, serve.make_dispatcher(app, svc).run_once)
+    click.echo(f"sent {outcome.sent} message(s) through {describe(app.config['MAIL_URL'])}\n")
+    with svc.sessions() as session:
+        [order] = timeline.find_orders(session, number, "demo")
+        click.echo(timeline.as_text(timeline.build(session, order)), nl=False)
+
+
 def main() -> None:
     """The console script: the same commands as `flask --app wsgi notifier`, without Flask's options."""
     from notifier.app import create_app

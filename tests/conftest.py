@@ -34,7 +34,7 @@ from notifier.services import Services
 from notifier.transports import Transport
 from notifier.transports.memory import MemoryTransport
 
-FIXTURES = Path(__file__).parent / "fixtures"
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 POSTGRES_URL = os.environ.get(
     "NOTIFIER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
@@ -232,7 +232,7 @@ def standard_shop(app: Flask, clock: FakeClock) -> Shop:
 
 
 def shopify_order(**changes: Any) -> dict[str, Any]:
-    order: dict[str, Any] = json.loads((FIXTURES / "shopify_order.json").read_text())
+    order: dict[str, Any] = json.loads((EXAMPLES / "shopify-order.json").read_text())
     order.update(changes)
     return order
 

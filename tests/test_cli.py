@@ -20,6 +20,7 @@ from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import select
 
 from notifier.models import Order, Platform, Shop
+from notifier.transports.memory import MemoryTransport
 
 from .conftest import SHOPIFY_SECRET, post_shopify, services, shopify_order
 
@@ -564,3 +565,23 @@ def test_the_console_script_and_flask_list_the_same_commands(tmp_path: Path) -> 
             if line.strip()
         }
         assert listed == {"serve", "worker", "shop", "timeline", "preview", "db"}, done.stdout
+
+
+def test_demo_runs_a_signed_order_through_the_real_path(
+    app: Flask, runner: FlaskCliRunner, mailbox: MemoryTransport
+) -> None:
+    first = runner.invoke(args=["notifier", "demo"])
+    second = runner.invoke(args=["notifier", "demo", "--locale", "en-GB"])
+
+    assert first.exit_code == 0, first.output
+    assert second.exit_code == 0, second.output
+    assert "sent 1 message(s)" in first.output
+    subjects = [
+        message_from_bytes(mail.raw, policy=policy.default)["Subject"] for mail in mailbox.sent
+    ]
+    assert len(subjects) == 2
+    assert subjects[0].startswith("Bestellung #D")
+    assert subjects[1].startswith("Order #D")
+    with services(app).sessions() as session:
+        [shop] = session.scalars(select(Shop).where(Shop.slug == "demo"))
+        assert shop.webhook_secrets[0] not in first.output + second.output

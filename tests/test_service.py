@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 import requests
 
-from .conftest import FIXTURES, SHOPIFY_SECRET, shopify_headers
+from .conftest import EXAMPLES, SHOPIFY_SECRET, shopify_headers
 from .test_dispatch import free_port
 
 BIN = Path(sys.executable).parent
@@ -94,7 +95,7 @@ def test_a_signed_shopify_order_lands_as_a_german_eml(
         env=environment,
     )  # fmt: skip
     assert added.returncode == 0, added.stderr
-    body = (FIXTURES / "shopify_order.json").read_bytes()
+    body = (EXAMPLES / "shopify-order.json").read_bytes()
     headers = shopify_headers(body, webhook_id="e2e-1")
     outbox = tmp_path / "instance" / "outbox"
 
@@ -193,3 +194,68 @@ def test_a_worker_process_sends_what_the_web_side_planned(
     assert code == 0, errors
     mail = message_from_bytes(eml.read_bytes(), policy=policy.default)
     assert mail["Subject"] == "Bestellung #1001 bestätigt – vielen Dank!"
+
+
+README = (ROOT / "README.md").read_text()
+
+
+def readme_block(*must_contain: str) -> str:
+    """The README's one shell block that contains every given fragment."""
+    blocks = [
+        block
+        for block in re.findall(r"```sh\n(.*?)```", README, re.S)
+        if all(part in block for part in must_contain)
+    ]
+    assert len(blocks) == 1, f"expected one README block with {must_contain}"
+    return blocks[0]
+
+
+def test_the_readmes_standard_body_is_the_example_file() -> None:
+    [body] = re.findall(r"```json\n(.*?)```", README, re.S)
+
+    assert json.loads(body) == json.loads((EXAMPLES / "standard-order.json").read_text())
+
+
+def test_the_readmes_commands_work_as_written(
+    environment: dict[str, str], served: tuple[str, subprocess.Popen[str]], tmp_path: Path
+) -> None:
+    """Run the README's shop and curl blocks verbatim against a live service."""
+    base, _ = served
+    workdir = tmp_path / "user"
+    workdir.mkdir()
+    (workdir / "examples").symlink_to(EXAMPLES)
+    (workdir / ".venv").symlink_to(BIN.parent)
+    (workdir / "shopify-secret.txt").write_text("shpss_readme_walkthrough_secret\n")
+    script = "\n".join(
+        [
+            "set -euo pipefail",
+            readme_block("notifier shop add lumen", "--secret-file shopify-secret.txt"),
+            readme_block("webhooks/shopify", "X-Shopify-Hmac-Sha256"),
+            readme_block("notifier shop add atelier"),
+            readme_block("webhooks/standard/atelier"),
+            ".venv/bin/notifier timeline '#1001'",
+            ".venv/bin/notifier timeline 2093",
+        ]
+    ).replace("http://127.0.0.1:8000", base)
+
+    result = subprocess.run(
+        ["bash", "-c", script],
+        cwd=workdir,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count('"status":"accepted"') == 2, result.stdout
+    outbox = tmp_path / "instance" / "outbox"
+    subjects = {
+        message_from_bytes(path.read_bytes(), policy=policy.default)["Subject"]
+        for path in wait_for(lambda: len(list(outbox.glob("*.eml"))) == 2 and outbox.glob("*.eml"))
+    }
+    assert subjects == {
+        "Bestellung #1001 bestätigt – vielen Dank!",
+        "Bestellung 2093 bestätigt – vielen Dank!",
+    }
