@@ -564,7 +564,7 @@ def test_the_console_script_and_flask_list_the_same_commands(tmp_path: Path) -> 
             for line in done.stdout.split("Commands:", 1)[1].splitlines()
             if line.strip()
         }
-        assert listed == {"serve", "worker", "shop", "timeline", "preview", "db"}, done.stdout
+        assert listed == {"serve", "worker", "shop", "timeline", "preview", "demo", "db"}, done.stdout
 
 
 def test_demo_runs_a_signed_order_through_the_real_path(
