@@ -156,6 +156,7 @@ def shop_list_command() -> None:
         click.echo(
             f"{shop.slug}\t{shop.platform.value}\t{shop.domain or '-'}\t{shop.sender}\t"
             f"{shop.locale}\t{shop.timezone}\tsecrets: {len(shop.webhook_secrets)}"
+            + (f"\tsettings: {json.dumps(shop.settings, sort_keys=True)}" if shop.settings else "")
         )
 
 
@@ -163,7 +164,12 @@ def shop_list_command() -> None:
 @click.argument("slug")
 @click.argument("settings", nargs=-1, required=True)
 def shop_set_command(slug: str, settings: tuple[str, ...]) -> None:
-    """Change settings: KEY=VALUE ... (sender, support_email, locale, timezone, return_policy_url, domain, secret)."""
+    """Change settings: KEY=VALUE ...
+
+    sender, support_email, locale, timezone, return_policy_url, domain, secret;
+    window.KIND=HH:MM-HH:MM|immediate, kind.KIND=on|off, survey.delay_days=N,
+    survey.skip_weekends=true|false.
+    """
     svc = _database()
     try:
         with svc.sessions.begin() as session:

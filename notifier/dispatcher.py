@@ -41,7 +41,8 @@ class RetryPolicy:
 
     def delay(self, message_id: str, attempt: int) -> timedelta:
         """Exponential backoff with ±25% jitter derived from the message, so it is reproducible."""
-        base = min(self.first_delay * 2 ** (attempt - 1), self.max_delay)
+        doubled = self.first_delay.total_seconds() * 2 ** min(attempt - 1, 40)
+        base = timedelta(seconds=min(doubled, self.max_delay.total_seconds()))
         seed = hashlib.sha256(f"{message_id}:{attempt}".encode()).digest()
         jitter = 0.75 + 0.5 * (int.from_bytes(seed[:4], "big") / 0xFFFFFFFF)
         return timedelta(seconds=base.total_seconds() * jitter)
@@ -136,7 +137,12 @@ class Dispatcher:
             self._finish(message.id, now, None, None, refused, claim, False)
             total.failed += 1
             return
-        mail = Outgoing(parseaddr(sender)[1], (message.recipient,), raw, message.rfc_message_id)
+        mail = Outgoing(
+            mime.ascii_address("From", parseaddr(sender)[1]),
+            (mime.ascii_address("To", message.recipient),),
+            raw,
+            message.rfc_message_id,
+        )
         try:
             receipt: Receipt | None = self.transport.send(mail)
             error: TransportError | None = None
@@ -176,7 +182,8 @@ class Dispatcher:
     ) -> None:
         """Record the hand-over (if bytes left) and move the message on, unless it was taken over."""
         with self.sessions.begin() as session:
-            message = session.get(Message, message_id)
+            # Locked, so a worker taking the message over cannot slip in between read and write.
+            message = session.get(Message, message_id, with_for_update=True)
             assert message is not None
             if raw is not None:
                 session.add(

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from notifier import outbox
+from notifier import outbox, policies, timezones
 from notifier.events import Event, OrderCancelled, OrderPaid, OrderPlaced, OrderSnapshot
 from notifier.kinds import ORDER_CONFIRMATION, Kind
 from notifier.locales import negotiate
@@ -37,7 +37,7 @@ def apply(
         case OrderPlaced() | OrderPaid():
             if order.status is OrderStatus.CANCELLED:
                 return Applied(order, "order is cancelled; no confirmation planned")
-            return _plan_once(session, shop, order, ORDER_CONFIRMATION, now, locales)
+            return _plan_once(session, shop, order, ORDER_CONFIRMATION, now, now, locales)
         case OrderCancelled():
             if order.status is OrderStatus.CANCELLED:
                 return Applied(order, "order was already cancelled")
@@ -53,16 +53,23 @@ def _plan_once(
     shop: Shop,
     order: Order,
     kind: Kind,
+    since: datetime,
     now: datetime,
     locales: Collection[str],
 ) -> Applied:
+    """Plan `kind` once per order: at the first moment its policy allows after `since`."""
     dedupe_key = f"order:{order.id}:{kind.name}"
     if outbox.already_planned(session, dedupe_key):
         return Applied(order, f"{kind.name} already planned")
     if not order.buyer_email:
         return Applied(order, f"no buyer email on the order; {kind.name} not planned")
+    policy = policies.for_shop(kind.name, shop.settings)
+    if not policy.enabled:
+        return Applied(order, f"{kind.name} is turned off for this shop")
     locale = negotiate(order.buyer_locale_tag, shop.locale, locales)
-    timing = plan(now, order.buyer_timezone, kind.window)
+    address = order.details.get("shipping_address") or {}
+    skip = policies.day_rule(policy, address.get("country_code"), address.get("region_code"))
+    timing = plan(max(now, since + policy.delay), order.buyer_zones, policy.window, skip)
     message = outbox.schedule(
         session,
         shop=shop,
@@ -81,8 +88,11 @@ def _plan_once(
 
 
 def _upsert_order(session: Session, shop: Shop, snapshot: OrderSnapshot, now: datetime) -> Order:
+    # Locked: a cancellation and a payment of the same order must not both read "open".
     order = session.scalar(
-        select(Order).where(Order.shop_id == shop.id, Order.external_id == snapshot.external_id)
+        select(Order)
+        .where(Order.shop_id == shop.id, Order.external_id == snapshot.external_id)
+        .with_for_update()
     )
     if order is None:
         order = Order(
@@ -92,17 +102,21 @@ def _upsert_order(session: Session, shop: Shop, snapshot: OrderSnapshot, now: da
             created_at=now,
         )
         session.add(order)
-    timezone, source = (
-        (snapshot.buyer.timezone, "storefront")
-        if snapshot.buyer.timezone
-        else (shop.timezone, "shop default")
+    address = snapshot.shipping_address
+    zones = timezones.resolve(
+        explicit=snapshot.buyer.timezone,
+        country_code=address.country_code if address else None,
+        region_code=address.region_code if address else None,
+        region_name=address.region if address else None,
+        shop_default=shop.timezone,
     )
     order.number = snapshot.number
     order.buyer_email = snapshot.buyer.email
     order.buyer_name = snapshot.buyer.name
     order.buyer_locale_tag = snapshot.buyer.locale_tag
-    order.buyer_timezone = timezone
-    order.timezone_source = source
+    order.buyer_timezone = zones.zone
+    order.buyer_zones = list(zones.zones)
+    order.timezone_source = zones.source
     order.currency = snapshot.currency
     order.total = snapshot.total
     order.placed_at = snapshot.placed_at

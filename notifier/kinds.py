@@ -12,15 +12,13 @@ from email.utils import parseaddr
 from typing import Any
 
 from notifier.models import Order, Shop
-from notifier.planner import Window
 
 Context = dict[str, Any]
 
 
 @dataclass(frozen=True)
 class Kind:
-    name: str
-    window: Window | None  # None: immediate, the buyer just acted
+    name: str  # also its template folder and its policy's key in notifier.policies
     transactional: bool
     build_context: Callable[[Order, Shop], Context]
 
@@ -62,7 +60,6 @@ def order_context(order: Order, shop: Shop) -> Context:
 
 ORDER_CONFIRMATION = Kind(
     name="order_confirmation",
-    window=None,
     transactional=True,
     build_context=order_context,
 )

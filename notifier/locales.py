@@ -18,9 +18,8 @@ class Choice:
 
 def candidates(tag: str) -> list[str]:
     """Catalog names a BCP 47 tag could be served by, most specific first (zh-TW → zh_Hant_TW, zh_Hant, zh)."""
-    try:
-        parsed = Locale.parse(tag.strip().replace("_", "-"), sep="-")
-    except (ValueError, TypeError, UnknownLocaleError):
+    parsed = _parse(tag.strip().replace("_", "-"))
+    if parsed is None:
         return []
     names = [str(parsed)]
     if parsed.script:
@@ -29,6 +28,17 @@ def candidates(tag: str) -> list[str]:
         names.append(f"{parsed.language}_{parsed.territory}")
     names.append(parsed.language)
     return list(dict.fromkeys(names))
+
+
+def _parse(tag: str) -> Locale | None:
+    """Babel's reading of a tag; extensions it does not know (de-u-co-phonebk) are shed."""
+    parts = tag.split("-")
+    while parts and all(parts):
+        try:
+            return Locale.parse("-".join(parts), sep="-")
+        except (ValueError, TypeError, UnknownLocaleError):
+            parts.pop()
+    return None
 
 
 def _match(tag: str | None, supported: Collection[str]) -> str | None:

@@ -33,18 +33,44 @@ class Envelope:
     date: datetime
 
 
+# Embeddings, overrides and isolates reorder what a mail client shows; joiners, soft hyphens
+# and direction marks are ordinary parts of names (Persian ZWNJ, emoji ZWJ) and stay allowed.
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
 def _checked(name: str, value: str) -> str:
-    if "=?" in value or any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in value):
+    if "=?" in value or any(
+        unicodedata.category(ch) in ("Cc", "Zl", "Zp") or ch in BIDI_CONTROLS for ch in value
+    ):
         raise HeaderRefused(f"{name} contains control or encoded-word characters: {value!r}")
     return value
+
+
+def ascii_address(name: str, addr_spec: str) -> str:
+    """The address as every SMTP server takes it: an international domain in its IDNA form.
+
+    A non-ASCII local part would need SMTPUTF8 end to end, which is refused rather than
+    risked: the message fails visibly instead of bouncing somewhere out of sight.
+    """
+    local, at, domain = addr_spec.rpartition("@")
+    if not at or not local or not domain:
+        raise HeaderRefused(f"{name} is not a valid address: {addr_spec!r}")
+    if not local.isascii():
+        raise HeaderRefused(f"{name} has a non-ASCII local part (needs SMTPUTF8): {addr_spec!r}")
+    try:
+        return f"{local}@{domain.encode('idna').decode('ascii')}"
+    except UnicodeError as error:
+        raise HeaderRefused(f"{name} has an invalid domain: {addr_spec!r}") from error
 
 
 def _address(name: str, display_name: str | None, addr_spec: str) -> Address:
     _checked(name, display_name or "")
     _checked(name, addr_spec)
     try:
-        return Address(display_name=display_name or "", addr_spec=addr_spec)
+        return Address(display_name=display_name or "", addr_spec=ascii_address(name, addr_spec))
     except (ValueError, IndexError, HeaderParseError) as error:  # the parser's verdict
+        if isinstance(error, HeaderRefused):
+            raise
         raise HeaderRefused(f"{name} is not a valid address: {addr_spec!r}") from error
 
 

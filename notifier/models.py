@@ -101,6 +101,8 @@ class Shop(Base):
     locale: Mapped[str] = mapped_column(String(35), default="en")
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     return_policy_url: Mapped[str | None] = mapped_column(String(2000))
+    # Departures from the default delivery policies (see notifier.policies).
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
     created_at: Mapped[datetime]
 
     def __repr__(self) -> str:  # never shows the secrets
@@ -123,7 +125,9 @@ class Order(Base):
     buyer_name: Mapped[str | None] = mapped_column(String(200))
     buyer_locale_tag: Mapped[str | None] = mapped_column(String(35))
     buyer_timezone: Mapped[str] = mapped_column(String(64))
-    timezone_source: Mapped[str] = mapped_column(String(40))
+    # Every zone the buyer may be in (one, unless the address leaves it open); plans must suit all.
+    buyer_zones: Mapped[list[str]]
+    timezone_source: Mapped[str] = mapped_column(Text)
     currency: Mapped[str] = mapped_column(String(3))
     total: Mapped[Decimal] = mapped_column(Numeric(20, 4))
     placed_at: Mapped[datetime]
@@ -194,7 +198,7 @@ class Message(Base):
     recipient: Mapped[str] = mapped_column(String(320))
     recipient_name: Mapped[str | None] = mapped_column(String(200))
     locale: Mapped[str] = mapped_column(String(35))
-    locale_reason: Mapped[str] = mapped_column(String(300))
+    locale_reason: Mapped[str] = mapped_column(Text)
     timezone: Mapped[str] = mapped_column(String(64))
     state: Mapped[MessageState] = mapped_column(_by_value(MessageState))
     due_at: Mapped[datetime]

@@ -12,7 +12,7 @@ from babel import Locale, UnknownLocaleError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from notifier import mime
+from notifier import mime, policies
 from notifier.models import Platform, Shop
 from notifier.sources import standard
 
@@ -138,6 +138,12 @@ def add(session: Session, new: NewShop, now: datetime) -> Shop:
 
 def update(session: Session, shop: Shop, key: str, value: str) -> str:
     """Change one setting and say what changed (never the secret itself)."""
+    if "." in key:  # window.KIND, kind.KIND, survey.*: delivery policies
+        try:
+            shop.settings = policies.apply_setting(shop.settings, key, value)
+        except policies.SettingError as error:
+            raise ShopError(str(error)) from error
+        return f"{key} = {value}"
     if key == "secret":
         # The new secret signs from now on; the previous one stays valid while senders switch.
         shop.webhook_secrets = [check_secret(shop.platform, value), *shop.webhook_secrets[:1]]
@@ -155,5 +161,8 @@ def update(session: Session, shop: Shop, key: str, value: str) -> str:
     elif key == "domain":
         shop.domain = check_domain(value)
     else:
-        raise ShopError(f"unknown setting {key!r}; settable: {', '.join(SETTABLE)}")
+        raise ShopError(
+            f"unknown setting {key!r}; settable: {', '.join(SETTABLE)}, "
+            "window.KIND, kind.KIND, survey.delay_days, survey.skip_weekends"
+        )
     return f"{key} = {value}"

@@ -438,7 +438,7 @@ def test_timeline_shows_the_order_and_its_messages(
     assert "why: immediate kind: sent at once" in out
     local = clock.now().astimezone(ZoneInfo(posted_order.buyer_timezone))
     assert f"{local:%Y-%m-%d %H:%M %Z} buyer time" in out
-    assert posted_order.buyer_timezone == "Europe/Berlin"  # the shop default
+    assert posted_order.buyer_timezone == "Europe/Berlin"  # from the German address
     assert "2026-11-23 10:00 CET buyer time" in out
 
 
@@ -449,7 +449,7 @@ def test_timeline_as_json(runner: FlaskCliRunner, posted_order: Order) -> None:
     record = json.loads(result.output)
     assert record["shop"] == "lumen"
     assert record["order"]["id"] == "5523487293612"
-    assert record["order"]["timezone_source"] == "shop default"
+    assert record["order"]["timezone_source"] == "country DE"
     assert [event["delivery_id"] for event in record["events"]] == ["wh-timeline"]
     assert len(record["messages"]) == 1
     assert record["messages"][0]["state"] == "scheduled"
@@ -564,7 +564,9 @@ def test_the_console_script_and_flask_list_the_same_commands(tmp_path: Path) -> 
             for line in done.stdout.split("Commands:", 1)[1].splitlines()
             if line.strip()
         }
-        assert listed == {"serve", "worker", "shop", "timeline", "preview", "demo", "db"}, done.stdout
+        assert listed == {"serve", "worker", "shop", "timeline", "preview", "demo", "db"}, (
+            done.stdout
+        )
 
 
 def test_demo_runs_a_signed_order_through_the_real_path(

@@ -357,3 +357,98 @@ def test_wrong_smtp_credentials_are_retried_not_dropped(app: Flask, client: Flas
     message = only_message(app)
     assert message.state is MessageState.RETRY
     assert (message.last_error or "").startswith("attempt 1: 535")
+
+
+def test_an_international_domain_goes_out_in_its_idna_form(
+    app: Flask, client: FlaskClient, smtp_server: tuple[Sink, int]
+) -> None:
+    sink, port = smtp_server
+    post_shopify(client, shopify_order(email="jonas@müller.example"))
+    transport = smtp_transport(port)
+
+    outcome = dispatcher(app, transport).run_once()
+    transport.close()
+
+    assert outcome.sent == 1
+    assert sink.received[0].rcpt_tos == ["jonas@xn--mller-kva.example"]
+
+
+def test_a_non_ascii_local_part_fails_alone_and_the_connection_carries_on(
+    app: Flask, client: FlaskClient, smtp_server: tuple[Sink, int]
+) -> None:
+    sink, port = smtp_server
+    post_shopify(client, shopify_order(id=1, name="#1", email="jürgen@example.org"))
+    post_shopify(client, shopify_order(id=2, name="#2", email="anna@example.org"))
+    transport = smtp_transport(port)
+
+    outcome = dispatcher(app, transport).run_once()
+    transport.close()
+
+    assert (outcome.sent, outcome.failed) == (1, 1)
+    assert [envelope.rcpt_tos for envelope in sink.received] == [["anna@example.org"]]
+    with services(app).sessions() as session:
+        failed = session.scalars(select(Message).where(Message.state == MessageState.FAILED)).one()
+    assert "non-ASCII local part" in (failed.last_error or "")
+
+
+def test_a_server_refusing_at_greeting_is_retried_not_failed(
+    app: Flask, client: FlaskClient
+) -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+
+    def greet_and_hang_up() -> None:
+        connection, _ = listener.accept()
+        connection.sendall(b"554 5.3.2 Too busy, try again later\r\n")
+        connection.close()
+
+    server = threading.Thread(target=greet_and_hang_up)
+    server.start()
+    post_shopify(client, shopify_order())
+    transport = smtp_transport(listener.getsockname()[1])
+
+    outcome = dispatcher(app, transport).run_once()
+    server.join(timeout=10)
+    listener.close()
+
+    assert outcome.retried == 1
+    assert (only_message(app).last_error or "").startswith("attempt 1: 554 5.3.2 Too busy")
+
+
+def test_credentials_are_not_sent_where_starttls_is_missing(
+    app: Flask, client: FlaskClient, smtp_server: tuple[Sink, int]
+) -> None:
+    sink, port = smtp_server
+    post_shopify(client, shopify_order())
+    transport = SMTPTransport.from_url(f"smtp://user:secret@127.0.0.1:{port}", timeout=5)
+
+    outcome = dispatcher(app, transport).run_once()
+
+    assert outcome.retried == 1
+    assert "not sending the password in the clear" in (only_message(app).last_error or "")
+    assert sink.received == []
+
+
+def test_backoff_stays_bounded_for_any_attempt() -> None:
+    policy = RetryPolicy()
+
+    delays = [policy.delay("m", attempt) for attempt in (1, 2, 10, 100, 10_000)]
+
+    assert timedelta(seconds=45) <= delays[0] <= timedelta(seconds=75)
+    assert all(delay <= policy.max_delay * 1.25 for delay in delays)
+    assert delays[-1] >= policy.max_delay * 0.75
+
+
+def test_the_file_outbox_keeps_a_resend_beside_the_first_copy(tmp_path: Any) -> None:
+    from notifier.transports import Outgoing
+    from notifier.transports.files import FileTransport
+
+    transport = FileTransport(tmp_path / "outbox")
+    mail = Outgoing("a@example.org", ("b@example.org",), b"Subject: x\r\n\r\nbody\r\n", "<m1@x>")
+
+    transport.send(mail)
+    transport.send(mail)
+
+    names = sorted(path.name for path in (tmp_path / "outbox").iterdir())
+    assert names == ["m1_x.2.eml", "m1_x.eml"]

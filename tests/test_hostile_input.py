@@ -126,3 +126,74 @@ def test_a_database_that_is_down_answers_503_and_asks_for_a_retry(
     assert (
         response.json["detail"] == "The database is unavailable; nothing was stored. Retry later."
     )
+
+
+@pytest.mark.usefixtures("shopify_shop")
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"email": "a" * 390 + "@example.org"}, "email"),
+        ({"customer_locale": "de-" + "x" * 40}, "customer_locale"),
+        ({"currency": "ßßß"}, "currency"),
+        ({"created_at": "0001-01-01T00:00:00+14:00"}, "created_at"),
+        ({"created_at": "9999-12-31T23:00:00-05:00"}, "created_at"),
+    ],
+)
+def test_values_the_database_could_not_hold_are_refused_by_name(
+    client: FlaskClient, changes: dict[str, Any], field: str
+) -> None:
+    response = post_shopify(client, shopify_order(**changes))
+
+    assert_answer_is_clean(response)
+    assert response.status_code == 422
+    assert field in {error["field"] for error in response.json["errors"]}
+
+
+@pytest.mark.usefixtures("shopify_shop")
+def test_an_overlong_event_id_header_is_a_400(client: FlaskClient) -> None:
+    response = post_shopify(client, shopify_order(), event_id="e" * 300)
+
+    assert_answer_is_clean(response)
+    assert response.status_code == 400
+    assert "X-Shopify-Event-Id" in response.json["detail"]
+
+
+@pytest.mark.usefixtures("shopify_shop")
+def test_a_locale_of_astral_characters_is_stored_not_a_500(
+    client: FlaskClient, dispatch: Any, mailbox: Any
+) -> None:
+    response = post_shopify(client, shopify_order(customer_locale="\U000f0000" * 35))
+
+    assert response.status_code == 200
+    assert dispatch().sent == 1
+
+
+@pytest.mark.usefixtures("shopify_shop")
+@pytest.mark.parametrize(
+    "first_name", ["علی\u200cرضا", "Kim 👩\u200d💻", "Hoch\u00adzeit", "\u200fדנה"]
+)
+def test_names_with_joiners_and_marks_still_get_their_email(
+    client: FlaskClient, dispatch: Any, mailbox: Any, first_name: str
+) -> None:
+    order = shopify_order()
+    order["customer"]["first_name"] = first_name
+    post_shopify(client, order)
+
+    assert dispatch().sent == 1
+    [mail] = mailbox.sent
+    from email import message_from_bytes, policy
+
+    assert first_name in str(message_from_bytes(mail.raw, policy=policy.default)["To"])
+
+
+@pytest.mark.usefixtures("shopify_shop")
+@pytest.mark.parametrize("override", ["\u202e", "\u2066", "\u2028"])
+def test_names_that_reorder_or_break_headers_fail_visibly(
+    client: FlaskClient, dispatch: Any, mailbox: Any, override: str
+) -> None:
+    order = shopify_order()
+    order["customer"]["first_name"] = f"Anna{override}moc.live"
+    post_shopify(client, order)
+
+    assert dispatch().failed == 1
+    assert mailbox.sent == []

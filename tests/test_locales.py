@@ -22,6 +22,8 @@ HAVE = {"en", "de", "pt_BR", "zh_Hans", "zh_Hant", "he", "es"}
         ("es-419", "es"),
         ("iw", "he"),
         ("EN-gb", "en"),
+        ("de-u-co-phonebk", "de"),
+        ("zh-Hant-TW-x-private", "zh_Hant"),
     ],
 )
 def test_storefront_tags_reach_the_nearest_catalog(tag: str, expected: str) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 import pytz
@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from notifier.planner import Window, plan
+from notifier.policies import DEFAULTS
 
 DAYTIME = Window(time(9), time(21))
 
@@ -60,7 +61,7 @@ def test_an_opening_inside_the_spring_forward_gap_moves_to_the_gaps_end() -> Non
     )
 
     assert result.due_at == local("Europe/Berlin", 2026, 3, 29, 3, 0)
-    assert "02:30 does not exist that day" in result.reason
+    assert "02:30 does not exist on 2026-03-29" in result.reason
 
 
 def test_lord_howes_half_hour_gap() -> None:
@@ -87,36 +88,141 @@ def test_a_naive_instant_is_refused() -> None:
         plan(datetime(2026, 11, 23, 9, 0), "UTC", DAYTIME)  # noqa: DTZ001
 
 
-ZONES = [
-    "Europe/Berlin",
+US_ZONES = (
     "America/New_York",
+    "America/Chicago",
+    "America/Denver",
     "America/Phoenix",
-    "Australia/Lord_Howe",
-    "Asia/Kolkata",
-    "Pacific/Chatham",
-]
+    "America/Los_Angeles",
+    "America/Anchorage",
+    "America/Adak",
+    "Pacific/Honolulu",
+)
 
 
-@settings(max_examples=300, deadline=None)
-@given(
-    moment=st.datetimes(
-        min_value=datetime(2025, 1, 1),  # noqa: DTZ001 - hypothesis bounds are naive
-        max_value=datetime(2028, 12, 31),  # noqa: DTZ001
+def test_phoenix_and_new_york_on_the_night_new_york_falls_back() -> None:
+    first_one_thirty = datetime(2026, 11, 1, 5, 30, tzinfo=UTC)  # 01:30 EDT in New York
+    second_one_thirty = datetime(2026, 11, 1, 6, 30, tzinfo=UTC)  # 01:30 EST, an hour later
+
+    assert plan(first_one_thirty, "America/New_York", DAYTIME).due_at == local(
+        "America/New_York", 2026, 11, 1, 9, 0
+    )
+    assert plan(second_one_thirty, "America/New_York", DAYTIME).due_at == datetime(
+        2026, 11, 1, 14, 0, tzinfo=UTC
+    )
+    # Phoenix keeps MST all year: its 09:00 is two hours after New York's that morning.
+    assert plan(second_one_thirty, "America/Phoenix", DAYTIME).due_at == datetime(
+        2026, 11, 1, 16, 0, tzinfo=UTC
+    )
+
+
+def test_manaus_and_sao_paulo_are_an_hour_apart() -> None:
+    moment = datetime(2026, 11, 24, 0, 30, tzinfo=UTC)  # 21:30 in São Paulo, 20:30 in Manaus
+
+    assert plan(moment, "America/Manaus", DAYTIME).due_at == moment
+    assert plan(moment, "America/Sao_Paulo", DAYTIME).due_at == local(
+        "America/Sao_Paulo", 2026, 11, 24, 9, 0
+    )
+
+
+def test_a_us_buyer_without_a_state_gets_an_hour_good_in_every_us_zone() -> None:
+    moment = datetime(2026, 11, 23, 13, 0, tzinfo=UTC)  # 08:00 New York, 03:00 Honolulu
+
+    result = plan(moment, US_ZONES, DAYTIME)
+
+    assert result.due_at == datetime(2026, 11, 23, 19, 0, tzinfo=UTC)  # 09:00 Honolulu
+    for zone in US_ZONES:
+        assert DAYTIME.contains(result.due_at.astimezone(pytz.timezone(zone)).time())
+    assert result.reason.startswith("08:00 America/New_York (and 7 other zones): the buyer may be")
+
+
+def test_zones_too_far_apart_for_a_common_hour_are_refused() -> None:
+    evening = Window(time(18), time(20))
+
+    with pytest.raises(ValueError, match="no instant"):
+        plan(datetime(2026, 11, 23, tzinfo=UTC), ("Europe/Kaliningrad", "Asia/Kamchatka"), evening)
+
+
+def test_skipped_days_are_passed_over_and_named() -> None:
+    evening = Window(time(18), time(20))
+    christmas = {date(2026, 12, 25): "Christmas Day", date(2026, 12, 26): "Second Day"}
+
+    result = plan(
+        local("Europe/Berlin", 2026, 12, 25, 18, 30),
+        "Europe/Berlin",
+        evening,
+        skip=lambda day, _zone: christmas.get(day),
+    )
+
+    assert result.due_at == local("Europe/Berlin", 2026, 12, 27, 18, 0)
+    assert result.reason == (
+        "18:30 Europe/Berlin is inside 18:00-20:00; sent at the window's opening, "
+        "18:00 Europe/Berlin on 2026-12-27; skipped 2026-12-25 Christmas Day, 2026-12-26 Second Day"
+    )
+
+
+def test_a_window_must_open_before_it_closes() -> None:
+    with pytest.raises(ValueError, match="opens before it closes"):
+        Window.parse("21:00-09:00")
+    with pytest.raises(ValueError, match="not a window"):
+        Window.parse("9 to 5")
+
+
+# --- the property over every zone -----------------------------------------------------------
+
+COMMON_ZONES = sorted(pytz.common_timezones)
+SPAN = (datetime(2026, 1, 1, tzinfo=UTC), datetime(2028, 1, 1, tzinfo=UTC))
+
+
+def _transitions() -> list[tuple[str, datetime]]:
+    """Every DST or offset change of 2026 and 2027 in every common zone.
+
+    pytz keeps them only in a private list; it has no public accessor for them.
+    """
+    found = []
+    for zone in COMMON_ZONES:
+        for moment in getattr(pytz.timezone(zone), "_utc_transition_times", []):
+            aware = moment.replace(tzinfo=UTC)
+            if SPAN[0] <= aware < SPAN[1]:
+                found.append((zone, aware))
+    return found
+
+
+TRANSITIONS = _transitions()
+WINDOWS = sorted({policy.window for policy in DEFAULTS.values() if policy.window}, key=str)
+
+anywhere = st.tuples(
+    st.sampled_from(COMMON_ZONES),
+    st.datetimes(
+        min_value=datetime(2026, 1, 1),  # noqa: DTZ001 - hypothesis bounds are naive
+        max_value=datetime(2027, 12, 31, 23, 59),  # noqa: DTZ001
         timezones=st.just(UTC),
     ),
-    zone=st.sampled_from(ZONES),
-    start_hour=st.integers(0, 22),
-    length=st.integers(2, 12),  # longer than any DST gap, so an opening can always move inside
 )
-def test_due_is_never_early_always_inside_and_minimal(
-    moment: datetime, zone: str, start_hour: int, length: int
+near_a_transition = st.builds(
+    lambda pair, minutes: (pair[0], pair[1] + timedelta(minutes=minutes)),
+    st.sampled_from(TRANSITIONS),
+    st.integers(-26 * 60, 26 * 60),
+)
+
+
+def test_there_are_transitions_to_test() -> None:
+    assert len(TRANSITIONS) > 200
+    assert ("Australia/Lord_Howe", datetime(2026, 4, 4, 15, 0, tzinfo=UTC)) in TRANSITIONS
+
+
+@settings(max_examples=1500, deadline=None)
+@given(case=st.one_of(anywhere, near_a_transition), window=st.sampled_from(WINDOWS))
+def test_due_is_never_early_always_inside_the_earliest_and_within_a_day(
+    case: tuple[str, datetime], window: Window
 ) -> None:
-    window = Window(time(start_hour), time(min(start_hour + length, 23), 59))
-    due = plan(moment, zone, window).due_at
+    zone, moment = case
     tz = pytz.timezone(zone)
+
+    due = plan(moment, zone, window).due_at
 
     assert due >= moment
     assert window.contains(due.astimezone(tz).time())
-    # Minimal: one minute earlier is either before the event or outside the window.
     earlier = due - timedelta(minutes=1)
-    assert earlier < moment or not window.contains(earlier.astimezone(tz).time())
+    assert due == moment or not window.contains(earlier.astimezone(tz).time())
+    assert due - moment <= timedelta(hours=25)

@@ -177,7 +177,10 @@ def test_signed_order_is_stored_and_a_confirmation_scheduled(
         assert order.total == Decimal("1234.50")
         assert order.buyer_email == "lea.meier@example.ch"
         assert order.buyer_locale_tag == "de-CH"
-        assert (order.buyer_timezone, order.timezone_source) == ("Europe/Zurich", "storefront")
+        assert (order.buyer_timezone, order.timezone_source) == (
+            "Europe/Zurich",
+            "storefront: Europe/Zurich",
+        )
         message = session.scalars(select(Message)).one()
         assert message.kind == "order_confirmation"
         assert message.state is MessageState.SCHEDULED
@@ -191,17 +194,32 @@ def test_signed_order_is_stored_and_a_confirmation_scheduled(
         )
 
 
-def test_without_a_buyer_timezone_the_shop_default_is_used(
+def test_without_a_buyer_timezone_the_address_decides(
     app: Flask, client: FlaskClient, clock: FakeClock
 ) -> None:
     order = standard_order(buyer={"email": "lea.meier@example.ch", "name": "Lea Meier"})
+    post_standard(client, clock, standard_event(order=order))
+
+    with services(app).sessions() as session:
+        stored = session.scalars(select(Order)).one()
+    assert (stored.buyer_timezone, stored.timezone_source) == ("Europe/Zurich", "country CH")
+
+
+def test_without_a_timezone_or_an_address_the_shop_default_is_used(
+    app: Flask, client: FlaskClient, clock: FakeClock
+) -> None:
+    order = standard_order(buyer={"email": "lea.meier@example.ch", "name": "Lea Meier"})
+    order["shipping_address"] = None
     response = post_standard(client, clock, standard_event(order=order))
 
     assert response.status_code == 200
     with services(app).sessions() as session:
         stored = session.scalars(select(Order)).one()
         message = session.scalars(select(Message)).one()
-    assert (stored.buyer_timezone, stored.timezone_source) == ("Europe/Berlin", "shop default")
+    assert (stored.buyer_timezone, stored.timezone_source) == (
+        "Europe/Berlin",
+        "shop default Europe/Berlin",
+    )
     # The shop `atelier` defaults to German, which has a catalog.
     assert (message.locale, message.locale_reason) == (
         "de",

@@ -16,6 +16,13 @@ from werkzeug.datastructures import Headers as Headers
 
 from notifier.problems import Problem
 
+# Instants outside these years are typos or attacks, and would overflow on conversion to UTC.
+EARLIEST_YEAR, LATEST_YEAR = 1970, 2100
+# ISO 4217: three ASCII letters (str.upper() must not change the length, as it does for "ß").
+CURRENCY = r"^[A-Za-z]{3}$"
+Email = Annotated[str, Field(max_length=320)]
+LocaleTag = Annotated[str, Field(max_length=35)]
+
 # Money as storefronts send it: a decimal string or number, never negative, NaN or absurd.
 Amount = Annotated[Decimal, Field(ge=0, lt=10**15, decimal_places=4, allow_inf_nan=False)]
 
@@ -27,10 +34,12 @@ class Payload(BaseModel):
 
     @field_validator("*", mode="after")
     @classmethod
-    def _no_nul(cls, value: object) -> object:
-        texts = value if isinstance(value, list) else [value]
-        if any(isinstance(text, str) and "\x00" in text for text in texts):
+    def _storable(cls, value: object) -> object:
+        items = value if isinstance(value, list) else [value]
+        if any(isinstance(item, str) and "\x00" in item for item in items):
             raise ValueError("must not contain a NUL character")
+        if isinstance(value, datetime) and not EARLIEST_YEAR <= value.year <= LATEST_YEAR:
+            raise ValueError(f"must lie between {EARLIEST_YEAR} and {LATEST_YEAR}")
         return value
 
 
@@ -52,11 +61,22 @@ def headers_of_record(headers: Headers, names: tuple[str, ...]) -> dict[str, str
 
 
 def required_header(headers: Headers, name: str, max_length: int = 200) -> str:
+    value = optional_header(headers, name, max_length)
+    if value is None:
+        raise Problem(400, "Missing header", f"The {name} header is required.")
+    return value
+
+
+def optional_header(headers: Headers, name: str, max_length: int = 200) -> str | None:
     value = headers.get(name, "").strip()
     if not value:
-        raise Problem(400, "Missing header", f"The {name} header is required.")
+        return None
     if len(value) > max_length or not value.isprintable():
-        raise Problem(400, "Invalid header", f"The {name} header is malformed.")
+        raise Problem(
+            400,
+            "Invalid header",
+            f"The {name} header is malformed (at most {max_length} printable characters).",
+        )
     return value
 
 

@@ -24,11 +24,15 @@ from notifier.events import (
 )
 from notifier.problems import Problem
 from notifier.sources import (
+    CURRENCY,
     Amount,
+    Email,
     Envelope,
     Headers,
+    LocaleTag,
     Payload,
     headers_of_record,
+    optional_header,
     required_header,
     schema_problem,
 )
@@ -60,7 +64,7 @@ def verify(headers: Headers, body: bytes, secrets: list[str]) -> Envelope:
         if hmac.compare_digest(base64.b64encode(digest), given.encode("ascii", "replace")):
             return Envelope(
                 delivery_id=required_header(headers, "X-Shopify-Webhook-Id"),
-                event_id=headers.get("X-Shopify-Event-Id") or None,
+                event_id=optional_header(headers, "X-Shopify-Event-Id"),
                 topic=required_header(headers, "X-Shopify-Topic", max_length=100),
                 occurred_at=_parse_triggered_at(headers.get("X-Shopify-Triggered-At")),
                 headers=headers_of_record(headers, RECORDED_HEADERS),
@@ -89,12 +93,13 @@ def _blank_to_none(value: object) -> object:
 
 
 Text = Annotated[Annotated[str, Field(max_length=1000)] | None, BeforeValidator(_blank_to_none)]
+OptionalEmail = Annotated[Email | None, BeforeValidator(_blank_to_none)]
 Id = Annotated[str, BeforeValidator(lambda v: str(v) if isinstance(v, int) else v)]
 
 
 class _Money(Payload):
     amount: Amount
-    currency_code: str = Field(min_length=3, max_length=3)
+    currency_code: str = Field(pattern=CURRENCY)
 
 
 class _MoneySet(Payload):
@@ -128,19 +133,19 @@ class _Address(Payload):
 class _Customer(Payload):
     first_name: Text = None
     last_name: Text = None
-    email: Text = None
+    email: OptionalEmail = None
 
 
 class ShopifyOrder(Payload):
     id: Id = Field(min_length=1, max_length=64)
     name: str = Field(min_length=1, max_length=64)
-    email: Text = None
-    contact_email: Text = None
-    customer_locale: Text = None
+    email: OptionalEmail = None
+    contact_email: OptionalEmail = None
+    customer_locale: Annotated[LocaleTag | None, BeforeValidator(_blank_to_none)] = None
     created_at: AwareDatetime
     cancelled_at: AwareDatetime | None = None
     cancel_reason: Text = None
-    currency: str = Field(min_length=3, max_length=3)
+    currency: str = Field(pattern=CURRENCY)
     total_price: Amount
     subtotal_price: Amount | None = None
     total_tax: Amount | None = None

@@ -25,6 +25,7 @@ from notifier.events import (
 )
 from notifier.problems import Problem
 from notifier.sources import (
+    CURRENCY,
     Amount,
     Envelope,
     Headers,
@@ -143,7 +144,7 @@ class StandardOrder(Payload):
     id: Annotated[str, Field(min_length=1, max_length=64, description="the storefront's id")]
     number: Annotated[str, Field(min_length=1, max_length=64, description="as the buyer sees it")]
     placed_at: AwareDatetime
-    currency: Annotated[str, Field(pattern=r"^[A-Za-z]{3}$", description="ISO 4217")]
+    currency: Annotated[str, Field(pattern=CURRENCY, description="ISO 4217")]
     total: Amount
     subtotal: Amount | None = None
     shipping: Amount | None = None

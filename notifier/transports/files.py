@@ -27,6 +27,7 @@ class FileTransport:
     def send(self, mail: Outgoing) -> Receipt:
         """Write atomically; a second send of the same Message-ID lands beside the first."""
         stem = re.sub(r"[^A-Za-z0-9._-]", "_", mail.message_id.strip("<>"))
+        temporary: str | None = None
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             fd, temporary = tempfile.mkstemp(dir=self.folder, prefix=".incoming-")
@@ -34,20 +35,32 @@ class FileTransport:
                 handle.write(mail.raw)
                 handle.flush()
                 os.fsync(handle.fileno())
-            target = self._free_name(stem)
-            os.link(temporary, target)  # fails rather than overwrite an earlier copy
-            os.unlink(temporary)
+            target = self._link_free_name(temporary, stem)
+            self._sync_folder()
         except OSError as error:
             raise TransientFailure(f"cannot write to {self.folder}: {error}") from error
+        finally:
+            if temporary is not None and os.path.exists(temporary):
+                os.unlink(temporary)
         return Receipt(f"written to {target}")
 
-    def _free_name(self, stem: str) -> Path:
-        target = self.folder / f"{stem}.eml"
-        copy = 1
-        while target.exists():
-            copy += 1
-            target = self.folder / f"{stem}.{copy}.eml"
-        return target
+    def _link_free_name(self, temporary: str, stem: str) -> Path:
+        """Give the file its name; a name already taken (an earlier send) gets a sibling."""
+        for copy in range(1, 1000):
+            target = self.folder / (f"{stem}.eml" if copy == 1 else f"{stem}.{copy}.eml")
+            try:
+                os.link(temporary, target)  # never overwrites
+            except FileExistsError:
+                continue
+            return target
+        raise OSError(f"1000 copies of {stem} already; refusing to write more")
+
+    def _sync_folder(self) -> None:
+        fd = os.open(self.folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def close(self) -> None:
         pass

@@ -52,15 +52,13 @@ class SMTPTransport:
         )
 
     def send(self, mail: Outgoing) -> Receipt:
+        connection = self._connected_or_transient()
         try:
-            connection = self._connected()
             return self._transact(connection, mail)
         except smtplib.SMTPResponseException as error:
             self._reset()
             reply = f"{error.smtp_code} {_text(error.smtp_error)}"
-            if 500 <= error.smtp_code < 600 and not isinstance(
-                error, smtplib.SMTPAuthenticationError
-            ):
+            if 500 <= error.smtp_code < 600:
                 raise PermanentFailure(reply) from error
             raise TransientFailure(reply) from error
         except smtplib.SMTPRecipientsRefused as error:
@@ -73,6 +71,9 @@ class SMTPTransport:
         except (OSError, smtplib.SMTPException) as error:
             self.close()
             raise TransientFailure(f"{type(error).__name__}: {error}") from error
+        except UnicodeError as error:  # an address smtplib cannot put on the wire
+            self._reset()
+            raise PermanentFailure(f"cannot encode for SMTP: {error}") from error
 
     def _transact(self, connection: smtplib.SMTP, mail: Outgoing) -> Receipt:
         """MAIL, RCPT, DATA one by one, so the server's final reply is kept as evidence."""
@@ -87,6 +88,21 @@ class SMTPTransport:
         if code != 250:
             raise smtplib.SMTPDataError(code, text)
         return Receipt(f"{code} {_text(text)}")
+
+    def _connected_or_transient(self) -> smtplib.SMTP:
+        """A server that is down, busy or refusing us says nothing about this message: retry."""
+        try:
+            return self._connected()
+        except smtplib.SMTPResponseException as error:
+            self.close()
+            raise TransientFailure(
+                f"{error.smtp_code} {_text(error.smtp_error)} (connecting to {self.host}:{self.port})"
+            ) from error
+        except (OSError, smtplib.SMTPException) as error:
+            self.close()
+            raise TransientFailure(
+                f"{type(error).__name__}: {error} (connecting to {self.host}:{self.port})"
+            ) from error
 
     def _connected(self) -> smtplib.SMTP:
         if self._connection is not None:
@@ -116,6 +132,11 @@ class SMTPTransport:
                     connection.ehlo()
                 elif self.starttls == "require":
                     raise TransientFailure(f"{self.host} does not offer STARTTLS")
+                elif self.username:
+                    raise TransientFailure(
+                        f"{self.host} does not offer STARTTLS; not sending the password in the "
+                        "clear (add ?starttls=off to the mail URL to allow it)"
+                    )
             if self.username:
                 connection.login(self.username, self.password or "")
         except BaseException:
