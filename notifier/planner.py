@@ -73,12 +73,33 @@ def plan(
     earliest = earliest.astimezone(UTC)
     if window is None:
         return Plan(earliest, "immediate kind: sent at once")
+    found = _first_fit(earliest, zones, window, skip)
+    if found is None and len(zones) > 1:
+        # Zones too far apart to share an hour of this window: suit the most populous one.
+        primary = _first_fit(earliest, zones[:1], window, skip)
+        if primary is not None:
+            due, skipped = primary
+            return Plan(
+                due,
+                f"no hour inside {window} suits all of {', '.join(zones)}; planned for "
+                f"{zones[0]}, where most of them live: "
+                + _reason(earliest, due, zones[:1], window, skipped),
+            )
+    if found is None:
+        raise ValueError(f"no instant within {HORIZON_DAYS} days is inside {window} in {zones}")
+    due, skipped = found
+    return Plan(due, _reason(earliest, due, zones, window, skipped))
+
+
+def _first_fit(
+    earliest: datetime, zones: Sequence[str], window: Window, skip: DayRule | None
+) -> tuple[datetime, dict[tuple[date, str], str]] | None:
     tzs = [pytz.timezone(zone) for zone in zones]
     skipped: dict[tuple[date, str], str] = {}
     for candidate in _candidates(earliest, tzs, window):
         if all(_open_at(candidate, tz, window, skip, skipped) for tz in tzs):
-            return Plan(candidate, _reason(earliest, candidate, zones, window, skipped))
-    raise ValueError(f"no instant within {HORIZON_DAYS} days is inside {window} in {zones}")
+            return candidate, skipped
+    return None
 
 
 def _candidates(

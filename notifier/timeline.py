@@ -68,6 +68,7 @@ def build(session: Session, order: Order) -> dict[str, Any]:
             "buyer_email": order.buyer_email,
             "buyer_locale": order.buyer_locale_tag,
             "buyer_timezone": zone,
+            "buyer_zones": order.buyer_zones,
             "timezone_source": order.timezone_source,
             "placed_at": _utc(order.placed_at),
             "total": format_currency(order.total, order.currency, locale="en"),

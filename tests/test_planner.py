@@ -136,11 +136,22 @@ def test_a_us_buyer_without_a_state_gets_an_hour_good_in_every_us_zone() -> None
     assert result.reason.startswith("08:00 America/New_York (and 7 other zones): the buyer may be")
 
 
-def test_zones_too_far_apart_for_a_common_hour_are_refused() -> None:
+def test_zones_too_far_apart_for_a_common_hour_suit_the_first() -> None:
     evening = Window(time(18), time(20))
+    zones = ("Europe/Moscow", "Asia/Kamchatka")
 
-    with pytest.raises(ValueError, match="no instant"):
-        plan(datetime(2026, 11, 23, tzinfo=UTC), ("Europe/Kaliningrad", "Asia/Kamchatka"), evening)
+    result = plan(datetime(2026, 11, 23, tzinfo=UTC), zones, evening)
+
+    assert result.due_at == local("Europe/Moscow", 2026, 11, 23, 18, 0)
+    assert result.reason.startswith(
+        "no hour inside 18:00-20:00 suits all of Europe/Moscow, Asia/Kamchatka; "
+        "planned for Europe/Moscow, where most of them live: 03:00 Europe/Moscow is outside"
+    )
+
+
+def test_a_day_rule_that_skips_everything_is_an_error_not_a_hang() -> None:
+    with pytest.raises(ValueError, match="no instant within 14 days"):
+        plan(datetime(2026, 11, 23, tzinfo=UTC), "UTC", DAYTIME, skip=lambda day, zone: "closed")
 
 
 def test_skipped_days_are_passed_over_and_named() -> None:
