@@ -237,3 +237,21 @@ def test_due_is_never_early_always_inside_the_earliest_and_within_a_day(
     earlier = due - timedelta(minutes=1)
     assert due == moment or not window.contains(earlier.astimezone(tz).time())
     assert due - moment <= timedelta(hours=25)
+
+
+def test_every_transition_of_2026_and_2027_in_every_zone() -> None:
+    """Not a sample: each offset change, approached from before and after, in every window."""
+    failures = []
+    for zone, transition in TRANSITIONS:
+        tz = pytz.timezone(zone)
+        for minutes in (-90, -31, 0, 29, 90):
+            moment = transition + timedelta(minutes=minutes)
+            for window in WINDOWS:
+                due = plan(moment, zone, window).due_at
+                inside = window.contains(due.astimezone(tz).time())
+                earliest = due == moment or not window.contains(
+                    (due - timedelta(minutes=1)).astimezone(tz).time()
+                )
+                if not (moment <= due <= moment + timedelta(hours=25) and inside and earliest):
+                    failures.append((zone, moment.isoformat(), str(window), due.isoformat()))
+    assert failures == []
