@@ -6,6 +6,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from babel import Locale, UnknownLocaleError
+from babel.core import get_global
 
 FALLBACK = "en"
 
@@ -27,6 +28,13 @@ def candidates(tag: str) -> list[str]:
     if parsed.territory:
         names.append(f"{parsed.language}_{parsed.territory}")
     names.append(parsed.language)
+    # Then the language as most of its speakers write it (pt → pt_BR, zh → zh_Hans), unless
+    # the tag named its script: zh-TW is Traditional, and Simplified would not serve it.
+    likely = get_global("likely_subtags").get(parsed.language)
+    if likely and not parsed.script:
+        language, _, rest = likely.partition("_")
+        script, _, territory = rest.partition("_")
+        names += [f"{language}_{script}", f"{language}_{territory}"]
     return list(dict.fromkeys(names))
 
 

@@ -24,6 +24,7 @@ from babel.messages.pofile import read_po
 from babel.numbers import format_currency, format_decimal
 from babel.support import Translations
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
 
 SOURCE_LOCALE = "en"
 PARTS = ("subject.txt", "body.txt", "body.html")
@@ -36,17 +37,42 @@ class RenderedEmail:
     html: str
 
 
+# Unicode isolates: a Latin order number, address or URL inside Arabic or Hebrew text keeps its
+# own direction instead of being reordered by the surrounding script.
+LRI, FSI, PDI = "\u2066", "\u2068", "\u2069"
+
+
 class Formats:
     """Babel's formatting bound to one locale and timezone, handed to templates as `fmt`."""
 
-    def __init__(self, locale: str, timezone: str) -> None:
+    def __init__(self, locale: str, timezone: str, *, html: bool = False) -> None:
         self.locale = Locale.parse(locale)
         self.zone = pytz.timezone(timezone)
+        self.rtl = self.locale.character_order == "right-to-left"
+        self.html = html
 
-    def money(self, amount: str | Decimal | None, currency: str) -> str:
+    def ltr(self, value: object) -> str:
+        """Always left to right (codes, numbers, addresses of mail and web), in RTL text."""
+        return self._isolated(value, LRI, Markup('<bdi dir="ltr">{}</bdi>'))
+
+    def isolate(self, value: object) -> str:
+        """Its own direction, whatever it is (names, product titles), in RTL text."""
+        return self._isolated(value, FSI, Markup('<bdi dir="auto">{}</bdi>'))
+
+    def _isolated(self, value: object, opener: str, element: Markup) -> str:
+        text = "" if value is None else str(value)
+        if not (self.rtl and text):
+            return text
+        if self.html:  # markup, which mail clients honour more widely than the isolate characters
+            return element.format(text)
+        return f"{opener}{text}{PDI}"
+
+    def money(self, amount: str | Decimal | None, currency: str, *, negative: bool = False) -> str:
+        """In the currency's own digits (JPY none, KWD three) and the locale's symbol placement."""
         if amount is None:
             return ""
-        return format_currency(Decimal(amount), currency, locale=self.locale)
+        value = -Decimal(amount) if negative else Decimal(amount)
+        return format_currency(value, currency, locale=self.locale)
 
     def number(self, value: int | Decimal) -> str:
         return format_decimal(value, locale=self.locale)
@@ -126,13 +152,15 @@ class Renderer:
         parsed = Locale.parse(locale)
         variables = {
             **context,
-            "fmt": Formats(locale, timezone),
             "lang": locale.replace("_", "-"),
             "dir": "rtl" if parsed.character_order == "right-to-left" else "ltr",
+            "left": "right" if parsed.character_order == "right-to-left" else "left",
+            "right": "left" if parsed.character_order == "right-to-left" else "right",
         }
-        subject = env.get_template(f"email/{kind}/subject.txt").render(variables)
-        text = env.get_template(f"email/{kind}/body.txt").render(variables)
-        html = env.get_template(f"email/{kind}/body.html").render(variables)
+        text_formats, html_formats = Formats(locale, timezone), Formats(locale, timezone, html=True)
+        subject = env.get_template(f"email/{kind}/subject.txt").render(variables, fmt=text_formats)
+        text = env.get_template(f"email/{kind}/body.txt").render(variables, fmt=text_formats)
+        html = env.get_template(f"email/{kind}/body.html").render(variables, fmt=html_formats)
         return RenderedEmail(
             subject=re.sub(r"\s+", " ", subject).strip(),
             text=_tidy_text(text),

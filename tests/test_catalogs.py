@@ -117,4 +117,4 @@ def test_every_kind_renders_in_every_locale(kind: str, locale: str) -> None:
     assert rendered.subject
     assert "\n" not in rendered.subject
     assert rendered.text.endswith("\n")
-    assert f'lang="{locale}"' in rendered.html
+    assert f'lang="{locale.replace("_", "-")}"' in rendered.html

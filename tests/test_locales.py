@@ -23,6 +23,11 @@ HAVE = {"en", "de", "pt_BR", "zh_Hans", "zh_Hant", "he", "es"}
         ("iw", "he"),
         ("EN-gb", "en"),
         ("de-u-co-phonebk", "de"),
+        ("pt", "pt_BR"),
+        ("pt-PT", "pt_BR"),
+        ("zh", "zh_Hans"),
+        ("zh-SG", "zh_Hans"),
+        ("zh-MO", "zh_Hant"),
         ("zh-Hant-TW-x-private", "zh_Hant"),
     ],
 )
@@ -50,4 +55,5 @@ def test_a_shop_default_without_a_catalog_falls_back_to_english() -> None:
 
 def test_candidates_go_from_specific_to_general() -> None:
     assert candidates("zh-TW") == ["zh_Hant_TW", "zh_Hant", "zh_TW", "zh"]
+    assert candidates("pt-PT") == ["pt_PT", "pt", "pt_Latn", "pt_BR"]
     assert candidates("not a locale") == []
