@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -253,18 +254,47 @@ def preview_command(kind: str, locale: str, timezone: str, fmt: str, out: Path |
 
 
 @notifier_group.command("demo")
-@click.option("--locale", default="de", show_default=True, help="The buyer's customer_locale.")
-def demo_command(locale: str) -> None:
-    """Post a signed sample Shopify order to this service and send its confirmation now."""
+@click.option("--locale", default="de", show_default=True, help="The Shopify buyer's locale.")
+@click.option(
+    "--url",
+    default=None,
+    help="Post to the service running at this URL (e.g. http://127.0.0.1:8000), whose own "
+    "dispatcher sends; by default the journeys go through this process's endpoints.",
+)
+def demo_command(locale: str, url: str | None) -> None:
+    """Replay sample journeys (four buyers, four countries) through the signed webhook endpoints."""
     from notifier import demo, serve
 
     svc = _database()
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    number, outcome = demo.run(app, svc, locale, serve.make_dispatcher(app, svc).run_once)
-    click.echo(f"sent {outcome.sent} message(s) through {describe(app.config['MAIL_URL'])}\n")
-    with svc.sessions() as session:
-        [order] = timeline.find_orders(session, number, "demo")
-        click.echo(timeline.as_text(timeline.build(session, order)), nl=False)
+
+    def leave_it_to_the_service() -> None:
+        """The running service's own dispatcher sends what is due."""
+
+    dispatch: Callable[[], object] = leave_it_to_the_service
+    poster = demo.over_http(url) if url else demo.in_process(app)
+    if not url:
+        dispatch = serve.make_dispatcher(app, svc).run_once
+    try:
+        played = demo.run(svc, poster, locale, dispatch, pause=1.0 if url else 0.0)
+    except (RuntimeError, OSError) as error:
+        raise click.ClickException(f"the demo could not post its webhooks: {error}") from error
+    for journey, _answers in played:
+        with svc.sessions() as session:
+            [order] = timeline.find_orders(session, journey.number, journey.shop)
+            record = timeline.build(session, order)
+        click.echo(f"{journey.number} at {journey.shop}: {journey.buyer}")
+        for message in record["messages"]:
+            if message["kind"] == "shipment_delayed" and message["state"] == "cancelled":
+                continue  # stall reassurances replaced by news: in the timeline, not worth a line
+            click.echo(
+                f"  {message['kind']:<20} {message['state']:<10} "
+                f"{message['due_at_local']}  {message['reason']}"
+            )
+    click.echo(
+        f"\nThe emails are in {describe(app.config['MAIL_URL'])}; the whole record of an order: "
+        f"notifier timeline {played[0][0].number} --shop demo"
+    )
 
 
 def main() -> None:

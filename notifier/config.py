@@ -13,6 +13,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULTS: dict[str, Any] = {
     "WEBHOOK_MAX_BYTES": 1024 * 1024,
     "STANDARD_WEBHOOK_TOLERANCE_SECONDS": 300,
+    # AfterShip signs no timestamp and retries for days: its `ts` must be no older than this.
+    "AFTERSHIP_MAX_AGE_SECONDS": 7 * 24 * 3600,
     "DISPATCH_BATCH_SIZE": 50,
     "DISPATCH_POLL_SECONDS": 1.0,
     "DISPATCH_LEASE_SECONDS": 120,

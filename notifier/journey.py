@@ -11,19 +11,26 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from notifier import outbox, policies, timezones
-from notifier.events import Event, OrderCancelled, OrderPaid, OrderPlaced, OrderSnapshot
-from notifier.kinds import ORDER_CONFIRMATION, Kind
-from notifier.locales import negotiate
+from notifier import outbox, shipments, timezones
+from notifier.events import (
+    Event,
+    OrderCancelled,
+    OrderPaid,
+    OrderPlaced,
+    OrderRef,
+    OrderSnapshot,
+    ShipmentUpdated,
+)
+from notifier.kinds import ORDER_CANCELLED, ORDER_CONFIRMATION, Kind
 from notifier.models import Message, Order, OrderStatus, Shop
-from notifier.planner import plan
+from notifier.scheduling import plan_message
 
 
 @dataclass
 class Applied:
     """What one event did: the order it touched, a sentence for the record, messages planned."""
 
-    order: Order
+    order: Order | None
     detail: str
     planned: list[Message] = field(default_factory=list)
 
@@ -32,12 +39,18 @@ def apply(
     session: Session, shop: Shop, event: Event, *, now: datetime, locales: Collection[str]
 ) -> Applied:
     """Update the order and plan its messages in the caller's transaction."""
+    if isinstance(event, ShipmentUpdated):
+        order = find_order(session, shop, event.order)
+        if order is None:
+            return Applied(None, f"no order {_describe(event.order)} is known for this shop yet")
+        outcome = shipments.apply(session, shop, order, event, now=now, locales=locales)
+        return Applied(order, outcome.detail, outcome.planned)
     order = _upsert_order(session, shop, event.order, now)
     match event:
         case OrderPlaced() | OrderPaid():
             if order.status is OrderStatus.CANCELLED:
                 return Applied(order, "order is cancelled; no confirmation planned")
-            return _plan_once(session, shop, order, ORDER_CONFIRMATION, now, now, locales)
+            return _once(session, shop, order, ORDER_CONFIRMATION, now, locales)
         case OrderCancelled():
             if order.status is OrderStatus.CANCELLED:
                 return Applied(order, "order was already cancelled")
@@ -45,46 +58,51 @@ def apply(
             order.cancelled_at = event.occurred_at
             why = f"order cancelled ({event.reason or 'no reason given'})"
             stopped = outbox.cancel_pending(session, order, why, now)
-            return Applied(order, f"order cancelled; {stopped} pending message(s) cancelled")
+            told = _once(session, shop, order, ORDER_CANCELLED, now, locales)
+            told.detail = f"order cancelled; {stopped} pending message(s) cancelled; {told.detail}"
+            return told
 
 
-def _plan_once(
+def _once(
     session: Session,
     shop: Shop,
     order: Order,
     kind: Kind,
-    since: datetime,
     now: datetime,
     locales: Collection[str],
 ) -> Applied:
-    """Plan `kind` once per order: at the first moment its policy allows after `since`."""
-    dedupe_key = f"order:{order.id}:{kind.name}"
-    if outbox.already_planned(session, dedupe_key):
-        return Applied(order, f"{kind.name} already planned")
-    if not order.buyer_email:
-        return Applied(order, f"no buyer email on the order; {kind.name} not planned")
-    policy = policies.for_shop(kind.name, shop.settings)
-    if not policy.enabled:
-        return Applied(order, f"{kind.name} is turned off for this shop")
-    locale = negotiate(order.buyer_locale_tag, shop.locale, locales)
-    address = order.details.get("shipping_address") or {}
-    skip = policies.day_rule(policy, address.get("country_code"), address.get("region_code"))
-    timing = plan(max(now, since + policy.delay), order.buyer_zones, policy.window, skip)
-    message = outbox.schedule(
+    """Plan an order-level kind once per order."""
+    planned = plan_message(
         session,
         shop=shop,
         order=order,
         kind=kind,
-        dedupe_key=dedupe_key,
-        recipient=outbox.Recipient(order.buyer_email, order.buyer_name),
-        locale=locale,
-        timezone=order.buyer_timezone,
-        plan=timing,
-        context=kind.build_context(order, shop),
+        dedupe_key=f"order:{order.id}:{kind.name}",
+        earliest=now,
         now=now,
+        locales=locales,
     )
-    detail = f"{kind.name} planned for {message.due_at.isoformat()} ({locale.locale})"
-    return Applied(order, detail, [message])
+    return Applied(order, planned.detail, [planned.message] if planned.message else [])
+
+
+def find_order(session: Session, shop: Shop, ref: OrderRef) -> Order | None:
+    """The order news refers to, by the storefront's id first, then by its number; locked."""
+    for column, value in ((Order.external_id, ref.external_id), (Order.number, ref.number)):
+        if value:
+            found = session.scalar(
+                select(Order)
+                .where(Order.shop_id == shop.id, column == value)
+                .order_by(Order.id)
+                .limit(1)
+                .with_for_update()
+            )
+            if found is not None:
+                return found
+    return None
+
+
+def _describe(ref: OrderRef) -> str:
+    return " / ".join(repr(value) for value in (ref.external_id, ref.number) if value) or "(none)"
 
 
 def _upsert_order(session: Session, shop: Shop, snapshot: OrderSnapshot, now: datetime) -> Order:

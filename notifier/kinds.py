@@ -11,16 +11,18 @@ from decimal import Decimal
 from email.utils import parseaddr
 from typing import Any
 
-from notifier.models import Order, Shop
+from notifier.models import Order, Shipment, Shop
 
 Context = dict[str, Any]
+# What happened, as journey.py records it in a shipment's journey: {"milestone", "at", ...}.
+News = dict[str, Any]
 
 
 @dataclass(frozen=True)
 class Kind:
     name: str  # also its template folder and its policy's key in notifier.policies
     transactional: bool
-    build_context: Callable[[Order, Shop], Context]
+    build_context: Callable[[Order, Shop, Shipment | None, News | None], Context]
 
 
 def shop_context(shop: Shop) -> Context:
@@ -36,7 +38,9 @@ def _positive(amount: str | None) -> str | None:
     return amount if amount is not None and Decimal(amount) > 0 else None
 
 
-def order_context(order: Order, shop: Shop) -> Context:
+def order_context(
+    order: Order, shop: Shop, shipment: Shipment | None = None, news: News | None = None
+) -> Context:
     """Everything a template may say about an order, as plain JSON (it is stored with the message)."""
     details = order.details
     return {
@@ -58,11 +62,78 @@ def order_context(order: Order, shop: Shop) -> Context:
     }
 
 
-ORDER_CONFIRMATION = Kind(
-    name="order_confirmation",
-    transactional=True,
-    build_context=order_context,
+def cancellation_context(
+    order: Order, shop: Shop, shipment: Shipment | None = None, news: News | None = None
+) -> Context:
+    cancelled_at = order.cancelled_at.isoformat() if order.cancelled_at else None
+    return {**order_context(order, shop), "cancellation": {"at": cancelled_at}}
+
+
+def shipment_context(
+    order: Order, shop: Shop, shipment: Shipment | None = None, news: News | None = None
+) -> Context:
+    """The order, the parcel (carrier, tracking, expected dates, journey so far) and the news."""
+    assert shipment is not None, "a shipment kind is always planned for a shipment"
+    expected = (
+        {
+            "earliest": shipment.expected_earliest.isoformat(),
+            "latest": (shipment.expected_latest or shipment.expected_earliest).isoformat(),
+        }
+        if shipment.expected_earliest
+        else None
+    )
+    return {
+        **order_context(order, shop),
+        "shipment": {
+            "carrier": shipment.carrier,
+            "tracking_number": shipment.tracking_number,
+            "tracking_url": shipment.tracking_url,
+            "expected": expected,
+            "journey": [step for step in shipment.journey if step["milestone"] in JOURNEY_STEPS],
+            "last_heard_at": shipment.last_heard_at.isoformat(),
+            "parcel_count": max(len(order.shipments), 1),
+        },
+        "news": news or {},
+    }
+
+
+# The milestones worth showing a buyer as "the journey so far", in the order a parcel passes them.
+JOURNEY_STEPS = (
+    "shipped",
+    "departed_origin",
+    "arrived_destination",
+    "customs_action",
+    "out_for_delivery",
+    "delivery_failed",
+    "ready_for_pickup",
+    "delivered",
+)
+
+
+ORDER_CONFIRMATION = Kind("order_confirmation", transactional=True, build_context=order_context)
+ORDER_CANCELLED = Kind("order_cancelled", transactional=True, build_context=cancellation_context)
+SHIPMENT_KINDS = (
+    "shipment_shipped",
+    "departed_origin",
+    "arrived_destination",
+    "customs_action",
+    "out_for_delivery",
+    "delivery_failed",
+    "ready_for_pickup",
+    "delivered",
+    "shipment_exception",
+    "shipment_delayed",
 )
 
 # Kinds whose templates exist; journeys may only plan these.
-KINDS: dict[str, Kind] = {kind.name: kind for kind in (ORDER_CONFIRMATION,)}
+KINDS: dict[str, Kind] = {
+    kind.name: kind
+    for kind in (
+        ORDER_CONFIRMATION,
+        ORDER_CANCELLED,
+        *(
+            Kind(name, transactional=True, build_context=shipment_context)
+            for name in SHIPMENT_KINDS
+        ),
+    )
+}

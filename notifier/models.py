@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    Date,
     Enum,
     ForeignKey,
     Index,
@@ -37,8 +38,10 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map: ClassVar[dict[Any, Any]] = {
         datetime: UTCDateTime(),
+        date: Date(),
         dict[str, Any]: JSON,
         list[str]: JSON,
+        list[dict[str, Any]]: JSON,
     }
 
 
@@ -56,6 +59,12 @@ class Platform(enum.StrEnum):
     SHOPIFY = "shopify"
     WOOCOMMERCE = "woocommerce"
     STANDARD = "standard"
+
+
+class TrackingService(enum.StrEnum):
+    """Services that post carrier news for a shop, whatever its storefront."""
+
+    AFTERSHIP = "aftership"
 
 
 class OrderStatus(enum.StrEnum):
@@ -103,6 +112,8 @@ class Shop(Base):
     return_policy_url: Mapped[str | None] = mapped_column(String(2000))
     # Departures from the default delivery policies (see notifier.policies).
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
+    # Secrets of tracking services that post news for this shop: {"aftership": [newest, older]}.
+    tracking_secrets: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
     created_at: Mapped[datetime]
 
     def __repr__(self) -> str:  # never shows the secrets
@@ -134,25 +145,43 @@ class Order(Base):
     cancelled_at: Mapped[datetime | None]
     # The canonical order as last reported (items, totals, address): what templates are built from.
     details: Mapped[dict[str, Any]]
+    # What agents must look at: [{"flag": "exception", "reason": ..., "shipment": ..., "at": ...}].
+    flags: Mapped[list[dict[str, Any]]] = mapped_column(default=list, server_default="[]")
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
     shop: Mapped[Shop] = relationship()
+    shipments: Mapped[list[Shipment]] = relationship(
+        order_by="Shipment.id", viewonly=True, lazy="selectin"
+    )
 
 
 class Shipment(Base):
+    """One parcel of an order and its journey so far, as the carriers reported it."""
+
     __tablename__ = "shipments"
     __table_args__ = (UniqueConstraint("order_id", "external_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
-    external_id: Mapped[str] = mapped_column(String(64))
-    carrier: Mapped[str | None] = mapped_column(String(100))
+    # The first source's id for it; news from other sources finds it by tracking number.
+    external_id: Mapped[str] = mapped_column(String(200))
+    carrier: Mapped[str | None] = mapped_column(String(200))
     tracking_number: Mapped[str | None] = mapped_column(String(100), index=True)
     tracking_url: Mapped[str | None] = mapped_column(String(2000))
-    status: Mapped[str | None] = mapped_column(String(40))
-    status_at: Mapped[datetime | None]
+    origin_country: Mapped[str | None] = mapped_column(String(2))
+    destination_country: Mapped[str | None] = mapped_column(String(2))
+    expected_earliest: Mapped[date | None]
+    expected_latest: Mapped[date | None]
+    # The furthest stage reached (see notifier.journey.STAGES), and the carrier time of the
+    # newest news: anything older than that is recorded and ignored.
+    milestone: Mapped[str | None] = mapped_column(String(40))
+    latest_event_at: Mapped[datetime | None]
+    last_heard_at: Mapped[datetime]
+    # Every milestone reached, in carrier time order: {"milestone", "at", "location", ...}.
+    journey: Mapped[list[dict[str, Any]]]
     created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
 
 
 class InboundEvent(Base):
@@ -190,6 +219,7 @@ class Message(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id"))
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    shipment_id: Mapped[int | None] = mapped_column(ForeignKey("shipments.id"), index=True)
     caused_by_event_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_events.id"))
     kind: Mapped[str] = mapped_column(String(40))
     # At most one message per (order, kind, subject): replays of the same news plan nothing new.
@@ -215,6 +245,7 @@ class Message(Base):
 
     order: Mapped[Order] = relationship()
     shop: Mapped[Shop] = relationship()
+    shipment: Mapped[Shipment | None] = relationship()
 
 
 class Delivery(Base):

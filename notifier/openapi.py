@@ -12,8 +12,18 @@ from typing import Any
 from flask import Blueprint, Response, jsonify
 from pydantic import BaseModel
 
-from notifier.sources.shopify import ORDER_TOPICS, ShopifyOrder
-from notifier.sources.standard import StandardEvent
+from notifier.sources.aftership import AfterShipDelivery
+from notifier.sources.shopify import (
+    FULFILLMENT_EVENT_TOPIC,
+    FULFILLMENT_TOPICS,
+    ORDER_TOPICS,
+    ShopifyFulfillment,
+    ShopifyFulfillmentEvent,
+    ShopifyOrder,
+)
+from notifier.sources.standard import StandardEvent, StandardShipmentEvent
+from notifier.sources.woocommerce import ORDER_TOPICS as WOOCOMMERCE_TOPICS
+from notifier.sources.woocommerce import WooCommerceOrder
 
 bp = Blueprint("openapi", __name__)
 
@@ -25,6 +35,10 @@ def _schema(model: type[BaseModel], components: dict[str, Any]) -> dict[str, Any
     components.update(schema.pop("$defs", {}))
     components[model.__name__] = schema
     return {"$ref": REF.format(model=model.__name__)}
+
+
+def _one_of(components: dict[str, Any], *models: type[BaseModel]) -> dict[str, Any]:
+    return {"oneOf": [_schema(model, components) for model in models]}
 
 
 def _header(name: str, description: str, *, required: bool = True) -> dict[str, Any]:
@@ -91,8 +105,17 @@ def document() -> dict[str, Any]:
             },
         },
     }
-    shopify_body = _schema(ShopifyOrder, components)
-    standard_body = _schema(StandardEvent, components)
+    shopify_body = _one_of(components, ShopifyOrder, ShopifyFulfillment, ShopifyFulfillmentEvent)
+    standard_body = _one_of(components, StandardEvent, StandardShipmentEvent)
+    shopify_topics = (*ORDER_TOPICS, *FULFILLMENT_TOPICS, FULFILLMENT_EVENT_TOPIC)
+    woocommerce_body = _schema(WooCommerceOrder, components)
+    aftership_body = _schema(AfterShipDelivery, components)
+    shop_slug = {
+        "name": "shop",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,63}$"},
+    }
     return {
         "openapi": "3.1.0",
         "info": {
@@ -104,13 +127,15 @@ def document() -> dict[str, Any]:
         "paths": {
             "/webhooks/shopify": {
                 "post": {
-                    "summary": "A Shopify webhook (orders/create, orders/paid, orders/cancelled)",
-                    "description": "Other topics are stored and answered as ignored. Duplicates "
-                    "(same X-Shopify-Webhook-Id or X-Shopify-Event-Id) change nothing.",
+                    "summary": "A Shopify webhook: orders, fulfilments and fulfilment events",
+                    "description": "The body is the order for orders/* topics, the fulfilment "
+                    "for fulfillments/*, the carrier scan for fulfillment_events/create. Other "
+                    "topics are stored and answered as ignored. Duplicates (same "
+                    "X-Shopify-Webhook-Id or X-Shopify-Event-Id) change nothing.",
                     "parameters": [
                         _header("X-Shopify-Shop-Domain", "the shop, e.g. lumen.myshopify.com"),
                         _header("X-Shopify-Hmac-Sha256", "base64 HMAC-SHA256 of the raw body"),
-                        _header("X-Shopify-Topic", f"one of {', '.join(ORDER_TOPICS)}"),
+                        _header("X-Shopify-Topic", f"one of {', '.join(shopify_topics)}"),
                         _header("X-Shopify-Webhook-Id", "unique per delivery"),
                         _header("X-Shopify-Event-Id", "unique per event", required=False),
                         _header("X-Shopify-Triggered-At", "when Shopify fired", required=False),
@@ -144,6 +169,54 @@ def document() -> dict[str, Any]:
                         "content": {"application/json": {"schema": standard_body}},
                     },
                     "responses": _responses(),
+                }
+            },
+            "/webhooks/woocommerce/{shop}": {
+                "post": {
+                    "summary": "A WooCommerce webhook (order.created, order.updated)",
+                    "description": "The order as WooCommerce's REST API v3 shows it; tracking "
+                    "numbers from the Shipment Tracking plugins' `_wc_shipment_tracking_items` "
+                    "meta become shipped news. The unsigned `webhook_id=N` ping sent when a "
+                    "webhook is saved is answered 200 and not stored.",
+                    "parameters": [
+                        shop_slug,
+                        _header("X-WC-Webhook-Signature", "base64 HMAC-SHA256 of the raw body"),
+                        _header("X-WC-Webhook-Topic", f"one of {', '.join(WOOCOMMERCE_TOPICS)}"),
+                        _header("X-WC-Webhook-Delivery-ID", "per delivery"),
+                        _header("X-WC-Webhook-Source", "the shop's URL", required=False),
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": woocommerce_body}},
+                    },
+                    "responses": _responses(),
+                }
+            },
+            "/webhooks/aftership/{shop}": {
+                "post": {
+                    "summary": "An AfterShip tracking webhook (tracking_update, edd_revise)",
+                    "description": "For a shop of any platform with an AfterShip secret. The "
+                    "body's `event_id` identifies the delivery; `ts` older than 7 days or more "
+                    "than 5 minutes ahead is refused, since the signature covers no time.",
+                    "parameters": [
+                        shop_slug,
+                        _header("aftership-hmac-sha256", "base64 HMAC-SHA256 of the raw body"),
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": aftership_body}},
+                    },
+                    "responses": {
+                        **_responses(),
+                        "403": {
+                            "description": "The shop has no AfterShip secret.",
+                            "content": {
+                                "application/problem+json": {
+                                    "schema": {"$ref": REF.format(model="Problem")}
+                                }
+                            },
+                        },
+                    },
                 }
             },
         },

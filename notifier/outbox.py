@@ -120,6 +120,8 @@ def claim_due(
             attempts=Message.attempts + 1,
             updated_at=now,
         )
-        .returning(Message.id, Message.attempts)
+        .returning(Message.id, Message.attempts, Message.next_attempt_at, Message.created_at)
     ).all()
-    return [Claim(row.id, row.attempts) for row in rows]
+    # RETURNING keeps no order: send what was due first first, so news reaches the buyer in order.
+    in_due_order = sorted(rows, key=lambda row: (row.next_attempt_at, row.created_at, row.id))
+    return [Claim(row.id, row.attempts) for row in in_due_order]

@@ -47,6 +47,8 @@ DEFAULTS: dict[str, Policy] = {
     "delivery_survey": Policy(_daytime(18, 20), delay=timedelta(days=3), skip_holidays=True),
 }
 SURVEY = "delivery_survey"
+# No carrier news for this long while a parcel travels: the buyer gets a reassurance.
+STALL_DAYS = 7
 
 
 class SettingError(ValueError):
@@ -69,6 +71,10 @@ def for_shop(kind: str, settings: dict[str, Any]) -> Policy:
     return policy
 
 
+def stall_after(settings: dict[str, Any]) -> timedelta:
+    return timedelta(days=settings.get("stall", {}).get("days", STALL_DAYS))
+
+
 def apply_setting(settings: dict[str, Any], key: str, value: str) -> dict[str, Any]:
     """A new settings mapping with one `shop set` KEY=VALUE applied; the old one is untouched."""
     section, _, name = key.partition(".")
@@ -87,10 +93,13 @@ def apply_setting(settings: dict[str, Any], key: str, value: str) -> dict[str, A
         updated.setdefault("survey", {})["delay_days"] = int(value)
     elif key == "survey.skip_weekends" and value in ("true", "false"):
         updated.setdefault("survey", {})["skip_weekends"] = value == "true"
+    elif key == "stall.days" and value.isdigit() and 1 <= int(value) <= 60:
+        updated.setdefault("stall", {})["days"] = int(value)
     else:
         raise SettingError(
             f"cannot set {key}={value!r}: use window.KIND=HH:MM-HH:MM (or immediate), "
-            "kind.KIND=on|off, survey.delay_days=0..60, survey.skip_weekends=true|false; "
+            "kind.KIND=on|off, survey.delay_days=0..60, survey.skip_weekends=true|false, "
+            "stall.days=1..60; "
             f"kinds: {', '.join(DEFAULTS)}"
         )
     return updated

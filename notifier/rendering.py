@@ -6,6 +6,7 @@ compiled in memory from the committed `.po` files, so a stale `.mo` can never be
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import re
 import threading
@@ -18,7 +19,7 @@ from typing import Any
 import css_inline
 import pytz
 from babel import Locale
-from babel.dates import format_date, format_datetime
+from babel.dates import format_date, format_datetime, format_interval
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_currency, format_decimal
@@ -50,6 +51,11 @@ class Formats:
         self.zone = pytz.timezone(timezone)
         self.rtl = self.locale.character_order == "right-to-left"
         self.html = html
+
+    @property
+    def colon(self) -> str:
+        """A label's colon as the language sets it: French puts a no-break space before it."""
+        return "\u00a0:" if self.locale.language == "fr" else ":"
 
     def ltr(self, value: object) -> str:
         """Always left to right (codes, numbers, addresses of mail and web), in RTL text."""
@@ -91,6 +97,18 @@ class Formats:
 
     def datetime(self, instant: str | datetime, width: str = "medium") -> str:
         return format_datetime(self._local(instant), width, tzinfo=self.zone, locale=self.locale)
+
+    def date_range(
+        self, earliest: str | dt.date, latest: str | dt.date | None = None, skeleton: str = "yMMMd"
+    ) -> str:
+        """Calendar days as the locale writes a span ("Dec 1 – 4, 2026"), or one day if they agree.
+
+        Dates, not instants: nothing is converted to the reader's timezone.
+        """
+        start = dt.date.fromisoformat(earliest) if isinstance(earliest, str) else earliest
+        end = dt.date.fromisoformat(latest) if isinstance(latest, str) else (latest or start)
+        start, end = min(start, end), max(start, end)
+        return format_interval(start, end, skeleton, locale=self.locale)
 
 
 def load_catalog(translations: Path, locale: str) -> Translations:
@@ -161,11 +179,22 @@ class Renderer:
         subject = env.get_template(f"email/{kind}/subject.txt").render(variables, fmt=text_formats)
         text = env.get_template(f"email/{kind}/body.txt").render(variables, fmt=text_formats)
         html = env.get_template(f"email/{kind}/body.html").render(variables, fmt=html_formats)
+        if parsed.language in UNSPACED_LANGUAGES:
+            text, html = _close_sentence_gaps(text), _close_sentence_gaps(html)
         return RenderedEmail(
             subject=re.sub(r"\s+", " ", subject).strip(),
             text=_tidy_text(text),
             html=self._inliner.inline(html),
         )
+
+
+# Languages written without spaces between sentences: templates join sentences with one.
+UNSPACED_LANGUAGES = frozenset({"ja", "zh"})
+FULL_WIDTH_STOP = re.compile(r"(?<=[。！？]) +(?=\S)")
+
+
+def _close_sentence_gaps(text: str) -> str:
+    return FULL_WIDTH_STOP.sub("", text)
 
 
 def _tidy_text(text: str) -> str:

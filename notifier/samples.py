@@ -53,4 +53,89 @@ SAMPLE_ORDER: dict[str, Any] = {
     },
 }
 
-SAMPLES: dict[str, dict[str, Any]] = {"order_confirmation": SAMPLE_ORDER}
+# A lamp from Shenzhen to Berlin with DHL: every milestone a buyer may hear of, in carrier time.
+SAMPLE_JOURNEY: list[dict[str, Any]] = [
+    {"milestone": "shipped", "at": "2026-11-24T06:30:00+00:00", "location": "Shenzhen",
+     "country_code": "CN"},
+    {"milestone": "departed_origin", "at": "2026-11-25T15:10:00+00:00", "location": "Shenzhen",
+     "country_code": "CN"},
+    {"milestone": "arrived_destination", "at": "2026-11-28T05:40:00+00:00", "location": "Leipzig",
+     "country_code": "DE"},
+    {"milestone": "customs_action", "at": "2026-11-28T11:05:00+00:00", "location": "Leipzig",
+     "country_code": "DE"},
+    {"milestone": "out_for_delivery", "at": "2026-12-01T06:05:00+00:00", "location": "Berlin",
+     "country_code": "DE"},
+    {"milestone": "delivery_failed", "at": "2026-12-01T12:40:00+00:00", "location": "Berlin",
+     "country_code": "DE"},
+    {"milestone": "ready_for_pickup", "at": "2026-12-01T16:20:00+00:00",
+     "location": "DHL Packstation 105, Linienstraße 40, 10119 Berlin", "country_code": "DE"},
+    {"milestone": "delivered", "at": "2026-12-02T10:15:00+00:00", "location": "Berlin",
+     "country_code": "DE"},
+]  # fmt: skip
+
+
+def _journey(*milestones: str) -> list[dict[str, Any]]:
+    return [
+        {**step, "exception": None, "note": None}
+        for step in SAMPLE_JOURNEY
+        if step["milestone"] in milestones
+    ]
+
+
+def shipment_sample(journey: list[dict[str, Any]], **news: Any) -> dict[str, Any]:
+    """The sample order with its parcel: the journey so far, and the news (by default its last)."""
+    return {
+        **SAMPLE_ORDER,
+        "shipment": {
+            "carrier": "DHL",
+            "tracking_number": "JD014600006281230704",
+            "tracking_url": "https://www.dhl.com/de-en/home/tracking.html?tracking-id=JD014600006281230704",
+            "expected": {"earliest": "2026-12-01", "latest": "2026-12-04"},
+            "journey": journey,
+            "last_heard_at": journey[-1]["at"],
+            "parcel_count": 1,
+        },
+        "news": {**journey[-1], **news},
+    }
+
+
+# As notifier.shipments plans it: counted from the carrier's last news, sent if silence follows.
+SAMPLE_STALLED = shipment_sample(
+    _journey("shipped", "departed_origin"),
+    milestone="delayed",
+    at="2026-11-25T15:10:00+00:00",
+    location=None,
+    country_code=None,
+    stalled=True,
+    days=8,
+)
+
+ACROSS = ("shipped", "departed_origin", "arrived_destination")  # the border crossed
+
+SAMPLES: dict[str, dict[str, Any]] = {
+    "order_confirmation": SAMPLE_ORDER,
+    "order_cancelled": {**SAMPLE_ORDER, "cancellation": {"at": "2026-11-23T14:02:00+00:00"}},
+    "shipment_shipped": shipment_sample(_journey("shipped")),
+    "departed_origin": shipment_sample(_journey("shipped", "departed_origin")),
+    "arrived_destination": shipment_sample(_journey(*ACROSS)),
+    "customs_action": shipment_sample(_journey(*ACROSS, "customs_action")),
+    "out_for_delivery": shipment_sample(_journey(*ACROSS, "out_for_delivery")),
+    "delivery_failed": shipment_sample(
+        _journey(*ACROSS, "out_for_delivery", "delivery_failed"),
+        note="Recipient not at home. Notification card left.",
+    ),
+    "ready_for_pickup": shipment_sample(
+        _journey(*ACROSS, "out_for_delivery", "delivery_failed", "ready_for_pickup")
+    ),
+    "delivered": shipment_sample(_journey(*ACROSS, "out_for_delivery", "delivered")),
+    "shipment_exception": shipment_sample(
+        _journey("shipped", "departed_origin"),
+        milestone="exception",
+        at="2026-11-30T09:45:00+00:00",
+        location="Frankfurt",
+        country_code="DE",
+        exception="lost",
+        note="Shipment could not be located.",
+    ),
+    "shipment_delayed": SAMPLE_STALLED,
+}

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from notifier import mime, policies
-from notifier.models import Platform, Shop
+from notifier.models import Platform, Shop, TrackingService
 from notifier.sources import standard
 
 SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
@@ -28,6 +28,7 @@ SETTABLE = (
     "return_policy_url",
     "domain",
     "secret",
+    "aftership_secret",
 )
 
 
@@ -148,6 +149,16 @@ def update(session: Session, shop: Shop, key: str, value: str) -> str:
         # The new secret signs from now on; the previous one stays valid while senders switch.
         shop.webhook_secrets = [check_secret(shop.platform, value), *shop.webhook_secrets[:1]]
         return "secret replaced; the previous one stays valid until the next change"
+    if key == "aftership_secret":
+        value = value.strip()
+        if len(value) < 16:
+            raise ShopError("the AfterShip webhook secret is shorter than 16 characters")
+        previous = shop.tracking_secrets.get(TrackingService.AFTERSHIP, [])[:1]
+        shop.tracking_secrets = {
+            **shop.tracking_secrets,
+            TrackingService.AFTERSHIP.value: [value, *previous],
+        }
+        return "AfterShip secret replaced; the previous one stays valid until the next change"
     if key == "sender":
         shop.sender = check_sender(value)
     elif key == "support_email":
@@ -163,6 +174,6 @@ def update(session: Session, shop: Shop, key: str, value: str) -> str:
     else:
         raise ShopError(
             f"unknown setting {key!r}; settable: {', '.join(SETTABLE)}, "
-            "window.KIND, kind.KIND, survey.delay_days, survey.skip_weekends"
+            "window.KIND, kind.KIND, survey.delay_days, survey.skip_weekends, stall.days"
         )
     return f"{key} = {value}"

@@ -72,7 +72,26 @@ def build(session: Session, order: Order) -> dict[str, Any]:
             "timezone_source": order.timezone_source,
             "placed_at": _utc(order.placed_at),
             "total": format_currency(order.total, order.currency, locale="en"),
+            "flags": order.flags,
         },
+        "shipments": [
+            {
+                "id": shipment.external_id,
+                "carrier": shipment.carrier,
+                "tracking_number": shipment.tracking_number,
+                "tracking_url": shipment.tracking_url,
+                "milestone": shipment.milestone,
+                "news_as_of": _utc(shipment.latest_event_at),
+                "last_heard_at": _utc(shipment.last_heard_at),
+                "expected": [
+                    day.isoformat()
+                    for day in (shipment.expected_earliest, shipment.expected_latest)
+                    if day
+                ],
+                "journey": shipment.journey,
+            }
+            for shipment in order.shipments
+        ],
         "events": [
             {
                 "received_at": _utc(event.received_at),
@@ -124,9 +143,24 @@ def as_text(record: dict[str, Any]) -> str:
         f"  buyer {order['buyer_email'] or '(no email)'}, locale {order['buyer_locale'] or '-'}, "
         f"timezone {order['buyer_timezone']} ({order['timezone_source']})",
         f"  placed {order['placed_at']}, total {order['total']}",
-        "",
-        "Events:",
     ]
+    for flag in order["flags"]:
+        lines.append(
+            f"  FLAG {flag['flag']}: {flag['reason']} (parcel {flag['shipment']}, {flag['at']})"
+        )
+    lines += ["", "Shipments:"]
+    for parcel in record["shipments"]:
+        lines.append(
+            f"  {parcel['carrier'] or 'carrier unknown'} {parcel['tracking_number'] or parcel['id']}"
+            f": {parcel['milestone'] or 'no news yet'}, news as of {parcel['news_as_of']}, "
+            f"last heard {parcel['last_heard_at']}"
+        )
+        for step in parcel["journey"]:
+            where = f" ({step['location']})" if step.get("location") else ""
+            lines.append(f"    {step['at']}  {step['milestone']}{where}")
+    if not record["shipments"]:
+        lines.append("  (none)")
+    lines += ["", "Events:"]
     for event in record["events"]:
         lines.append(
             f"  {event['received_at']}  {event['source']} {event['topic']}  {event['outcome']}: "

@@ -17,10 +17,10 @@ from sqlalchemy.exc import IntegrityError
 
 from notifier import intake, journey
 from notifier.events import Translation
-from notifier.models import EventOutcome, InboundEvent, Platform, Shop
+from notifier.models import EventOutcome, InboundEvent, Platform, Shop, TrackingService
 from notifier.problems import Problem
 from notifier.services import services
-from notifier.sources import Envelope, shopify, standard
+from notifier.sources import Envelope, aftership, shopify, standard, woocommerce
 
 log = logging.getLogger(__name__)
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
@@ -46,6 +46,12 @@ def _shop(platform: Platform, **where: Any) -> Shop:
     return shop
 
 
+def _slug(slug: str) -> str:
+    if not SLUG.fullmatch(slug):
+        raise Problem(404, "Unknown shop", "A shop slug is 1-64 lowercase letters, digits or '-'.")
+    return slug
+
+
 @bp.post("/shopify")
 def shopify_delivery() -> Response:
     body = _body()
@@ -57,14 +63,43 @@ def shopify_delivery() -> Response:
 @bp.post("/standard/<slug>")
 def standard_delivery(slug: str) -> Response:
     body = _body()
-    if not SLUG.fullmatch(slug):
-        raise Problem(404, "Unknown shop", "A shop slug is 1-64 lowercase letters, digits or '-'.")
-    shop = _shop(Platform.STANDARD, slug=slug)
+    shop = _shop(Platform.STANDARD, slug=_slug(slug))
     tolerance = timedelta(seconds=current_app.config["STANDARD_WEBHOOK_TOLERANCE_SECONDS"])
     envelope = standard.verify(
         request.headers, body, shop.webhook_secrets, services().clock.now(), tolerance
     )
     return _accept(standard.NAME, shop, envelope, standard.translate(envelope, body), body)
+
+
+@bp.post("/woocommerce/<slug>")
+def woocommerce_delivery(slug: str) -> Response:
+    body = _body()
+    shop = _shop(Platform.WOOCOMMERCE, slug=_slug(slug))
+    envelope = woocommerce.verify(request.headers, body, shop.webhook_secrets)
+    if envelope.topic is None:  # the unsigned-looking ping WooCommerce sends on creation
+        return jsonify(status="ignored", detail="webhook ping acknowledged; nothing stored")
+    return _accept(woocommerce.NAME, shop, envelope, woocommerce.translate(envelope, body), body)
+
+
+@bp.post("/aftership/<slug>")
+def aftership_delivery(slug: str) -> Response:
+    """Tracking news for a shop of any platform, signed with the shop's AfterShip secret."""
+    body = _body()
+    with services().sessions() as session:
+        shop = session.scalar(select(Shop).filter_by(slug=_slug(slug)))
+    if shop is None:
+        raise Problem(404, "Unknown shop", f"No shop has slug {slug!r}.")
+    secrets = shop.tracking_secrets.get(TrackingService.AFTERSHIP, [])
+    if not secrets:
+        raise Problem(
+            403,
+            "AfterShip not set up",
+            f"Shop {slug!r} has no AfterShip webhook secret; "
+            f"set one with `notifier shop set {slug} aftership_secret=...`.",
+        )
+    max_age = timedelta(seconds=current_app.config["AFTERSHIP_MAX_AGE_SECONDS"])
+    envelope = aftership.verify(request.headers, body, secrets, services().clock.now(), max_age)
+    return _accept(aftership.NAME, shop, envelope, aftership.translate(envelope, body), body)
 
 
 def _accept(
@@ -94,6 +129,8 @@ def _store_and_apply(
             for item in translation.events
         ]
         ignored = translation.ignored_because
+        if ignored is None and results and all(r.order is None for r in results):
+            ignored = "; ".join(r.detail for r in results)
         event = intake.record(
             session,
             source=source,
@@ -104,7 +141,7 @@ def _store_and_apply(
             received_at=now,
             outcome=EventOutcome.APPLIED if ignored is None else EventOutcome.IGNORED,
             detail=ignored if ignored is not None else "; ".join(r.detail for r in results),
-            order_id=results[0].order.id if results else None,
+            order_id=next((r.order.id for r in results if r.order is not None), None),
         )
         planned = [message for result in results for message in result.planned]
         for message in planned:

@@ -17,6 +17,8 @@ import socket
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from email import message_from_bytes, policy
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +33,7 @@ from notifier.db import make_engine
 from notifier.dispatcher import Dispatcher, Outcome
 from notifier.models import Base, Platform, Shop
 from notifier.services import Services
-from notifier.transports import Transport
+from notifier.transports import Outgoing, Transport
 from notifier.transports.memory import MemoryTransport
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -264,3 +266,10 @@ def shopify_headers(
 def post_shopify(client: FlaskClient, order: dict[str, Any] | bytes, **header_args: Any) -> Any:
     body = order if isinstance(order, bytes) else json.dumps(order).encode()
     return client.post("/webhooks/shopify", data=body, headers=shopify_headers(body, **header_args))
+
+
+def parsed(mail: Outgoing) -> EmailMessage:
+    """A sent email read back the way a mail client would."""
+    message = message_from_bytes(mail.raw, policy=policy.default)
+    assert isinstance(message, EmailMessage)
+    return message

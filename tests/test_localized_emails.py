@@ -15,6 +15,7 @@ from babel.messages.pofile import read_po
 from babel.numbers import format_currency
 
 from notifier.kinds import KINDS
+from notifier.mime import BIDI_CONTROLS
 from notifier.rendering import LRI, PDI, Formats, Renderer, available_locales
 from notifier.samples import SAMPLES
 
@@ -148,3 +149,214 @@ def test_every_plural_form_is_written_and_reached(locale: str, counts: tuple[int
         context["order"]["item_count"] = count
         text = RENDERER.render("order_confirmation", context, locale, "UTC").text
         assert message.string[rule(count)] % {"n": formats.number(count)} in text
+
+
+# --- shipping news: every email must read well with whatever the carrier did or did not say ---
+
+SHIPMENT_KINDS = sorted(kind for kind in KINDS if "shipment" in SAMPLES[kind])
+EXCEPTIONS = (
+    "lost", "damaged", "returned_to_sender", "refused", "address_issue", "customs_held", "other",
+)  # fmt: skip
+
+
+def bare(kind: str) -> dict:
+    """The sample as news may really come: no name, tracking, dates, places or order page."""
+    context = copy.deepcopy(SAMPLES[kind])
+    context["buyer"]["name"] = None
+    context["order"]["status_url"] = None
+    context["shipping_address"] = None
+    if "shipment" in context:
+        context["shipment"].update(
+            carrier=None, tracking_number=None, tracking_url=None, expected=None
+        )
+        for step in [*context["shipment"]["journey"], context["news"]]:
+            step.update(location=None, country_code=None)
+        for key in ("exception", "note", "days"):
+            context["news"].pop(key, None)
+    return context
+
+
+def several(kind: str) -> dict:
+    context = copy.deepcopy(SAMPLES[kind])
+    context["shipment"]["parcel_count"] = 2
+    return context
+
+
+def in_german(kind: str, context: dict) -> str:
+    rendered = RENDERER.render(kind, context, "de", "Europe/Berlin")
+    return f"{rendered.subject}\n{rendered.text}"
+
+
+def in_english(kind: str, context: dict) -> str:
+    rendered = RENDERER.render(kind, context, "en", "Europe/Berlin")
+    return f"{rendered.subject}\n{rendered.text}"
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_an_email_without_the_optional_facts_has_no_holes(kind: str, locale: str) -> None:
+    rendered = RENDERER.render(kind, bare(kind), locale, "Europe/Berlin")
+    lines = rendered.text.splitlines()
+
+    for words in (rendered.subject, rendered.text, rendered.html):
+        assert "None" not in words
+        assert "()" not in words
+    for line, following in zip(lines[1:], [*lines[2:], ""], strict=True):  # after the greeting
+        assert not re.search(r":\s+$", line), f"empty label {line!r} in {kind}/{locale}"
+        if line.endswith(":"):  # a heading, so a list must follow it
+            assert following.startswith("- "), f"empty heading {line!r} in {kind}/{locale}"
+    assert "<strong></strong>" not in rendered.html
+    assert 'href=""' not in rendered.html
+
+
+@pytest.mark.parametrize("kind", SHIPMENT_KINDS)
+def test_a_bare_email_still_says_where_the_parcel_is(kind: str) -> None:
+    english = in_english(kind, bare(kind))
+
+    assert "#1001" in english.splitlines()[0]
+    for label in ("Carrier:", "Tracking number:", "Track your parcel", "Expected delivery"):
+        assert label not in english
+    if kind != "delivered" and len(SAMPLES[kind]["shipment"]["journey"]) > 1:
+        assert "Your parcel's journey so far:" in english
+
+
+@pytest.mark.parametrize("kind", [*SHIPMENT_KINDS, "order_cancelled"])
+def test_every_subject_names_the_order(kind: str) -> None:
+    for locale in LOCALES:
+        rendered = RENDERER.render(kind, SAMPLES[kind], locale, "Europe/Berlin")
+        assert "1001" in rendered.subject, locale
+
+
+@pytest.mark.parametrize("kind", SHIPMENT_KINDS)
+def test_one_parcel_of_several_is_called_part_of_the_order(kind: str) -> None:
+    one, two = in_english(kind, SAMPLES[kind]), in_english(kind, several(kind))
+
+    assert "one parcel of your order" not in one.lower()
+    assert "one parcel of your order #1001" in two.lower()
+    if kind not in ("delivery_failed", "shipment_exception"):  # their subjects fit both
+        assert two.startswith("Part of your order #1001") or "part of your order #1001" in two
+        assert "Ein Teil Ihrer Bestellung #1001" in in_german(kind, several(kind)).splitlines()[0]
+
+
+def test_the_journey_names_each_milestone_and_country_in_the_reader_s_language() -> None:
+    text = in_german("ready_for_pickup", SAMPLES["ready_for_pickup"])
+    journey = text.split("Bisheriger Sendungsverlauf:\n")[1].split("\n\n")[0].splitlines()
+
+    assert journey == [
+        "- 24.11.2026: Versandt (Shenzhen)",
+        "- 25.11.2026: Versandland China verlassen (Shenzhen)",
+        "- 28.11.2026: Im Zielland Deutschland angekommen (Leipzig)",
+        "- 01.12.2026: In Zustellung (Berlin)",
+        "- 01.12.2026: Zustellversuch erfolglos (Berlin)",
+        "- 01.12.2026: Zur Abholung bereit (DHL Packstation 105, Linienstraße 40, 10119 Berlin)",
+    ]
+
+
+def test_a_journey_of_the_news_alone_is_not_repeated_as_a_list() -> None:
+    assert "journey so far" not in in_english("shipment_shipped", SAMPLES["shipment_shipped"])
+
+
+def test_the_arrival_country_falls_back_to_the_shipping_address() -> None:
+    context = copy.deepcopy(SAMPLES["arrived_destination"])
+    context["news"]["country_code"] = None
+    context["shipping_address"]["country_code"] = "JP"
+
+    assert in_english("arrived_destination", context).startswith(
+        "Your order #1001 has arrived in Japan\n"
+    )
+
+
+def test_expected_dates_already_past_are_not_shown() -> None:
+    context = copy.deepcopy(SAMPLES["arrived_destination"])
+    context["shipment"]["expected"] = {"earliest": "2026-11-20", "latest": "2026-11-27"}
+
+    assert "Expected delivery" not in in_english("arrived_destination", context)
+    assert "Expected delivery: Dec 1\u2009–\u20094, 2026" in in_english(
+        "arrived_destination", SAMPLES["arrived_destination"]
+    )
+
+
+def test_a_single_expected_day_reads_as_one_date() -> None:
+    context = copy.deepcopy(SAMPLES["shipment_shipped"])
+    context["shipment"]["expected"] = {"earliest": "2026-12-02", "latest": "2026-12-02"}
+
+    assert "Voraussichtliche Zustellung: 2. Dez. 2026\n" in in_german("shipment_shipped", context)
+
+
+def test_each_exception_reason_has_its_own_sentence() -> None:
+    sentences = {}
+    for reason in (*EXCEPTIONS, None):
+        context = copy.deepcopy(SAMPLES["shipment_exception"])
+        context["news"]["exception"] = reason
+        for locale in ("en", "de"):
+            text = RENDERER.render("shipment_exception", context, locale, "UTC").text
+            sentences[reason, locale] = text.split("\n\n")[1]
+
+    for locale in ("en", "de"):
+        named = [sentences[reason, locale] for reason in EXCEPTIONS if reason != "other"]
+        assert len(set(named)) == len(named)
+        assert sentences["other", locale] == sentences[None, locale]
+    assert "lost in transit" in sentences["lost", "en"]
+    assert "verloren gegangen" in sentences["lost", "de"]
+
+
+def test_a_stalled_parcel_counts_the_silent_days() -> None:
+    one = copy.deepcopy(SAMPLES["shipment_delayed"])
+    one["news"]["days"] = 1
+
+    assert "in 8 days." in in_english("shipment_delayed", SAMPLES["shipment_delayed"])
+    assert "in 1 day." in in_english("shipment_delayed", one)
+    assert "seit 8 Tagen keine" in in_german("shipment_delayed", SAMPLES["shipment_delayed"])
+    assert "seit 1 Tag keine" in in_german("shipment_delayed", one)
+
+
+def test_a_delay_the_carrier_reported_reads_differently_from_silence() -> None:
+    context = copy.deepcopy(SAMPLES["shipment_delayed"])
+    context["news"].update(stalled=False, days=None)
+    stalled = in_english("shipment_delayed", SAMPLES["shipment_delayed"])
+    reported = in_english("shipment_delayed", context)
+
+    assert stalled.startswith("Your order #1001 is still on its way\n")
+    assert reported.startswith("Your order #1001 is delayed\n")
+    assert "will arrive later than planned" in reported
+    assert "Last tracking update" in stalled
+    assert "Last tracking update" not in reported
+    # An estimate made before the carrier fell silent is likely stale; a new one is worth repeating.
+    assert "delivery estimate" not in stalled
+    assert "Latest delivery estimate from the carrier: Dec 1\u2009–\u20094, 2026" in reported
+
+
+@pytest.mark.parametrize("kind", SHIPMENT_KINDS)
+def test_tracking_numbers_and_links_keep_their_direction_in_arabic(kind: str) -> None:
+    rendered = RENDERER.render(kind, SAMPLES[kind], "ar", "Asia/Riyadh")
+    tracking = SAMPLES[kind]["shipment"]["tracking_number"]
+
+    assert f"{LRI}{tracking}{PDI}" in rendered.text
+    assert f'<bdi dir="ltr">{tracking}</bdi>' in rendered.html
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_every_subject_is_a_header_the_mail_builder_accepts(kind: str, locale: str) -> None:
+    """Isolates are refused in headers (notifier.mime), so subjects carry none, even in Arabic."""
+    subject = RENDERER.render(kind, SAMPLES[kind], locale, "Europe/Berlin").subject
+
+    assert not set(subject) & BIDI_CONTROLS
+
+
+@pytest.mark.parametrize("locale", ["ja", "zh_Hans", "zh_Hant"])
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_no_space_between_sentences_where_the_language_writes_none(kind: str, locale: str) -> None:
+    rendered = RENDERER.render(kind, SAMPLES[kind], locale, "Asia/Tokyo")
+
+    for part in (rendered.text, rendered.html):
+        assert not re.search(r"[。！？] +\S", part), part
+
+
+def test_french_labels_keep_a_no_break_space_before_the_colon() -> None:
+    text = RENDERER.render(
+        "shipment_shipped", SAMPLES["shipment_shipped"], "fr", "Europe/Paris"
+    ).text
+
+    assert "Transporteur\u00a0: DHL" in text
+    assert not re.search(r"\S: ", text.split("\n\n", 1)[1].replace("https:", "")), text

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
+from flask import Flask
 from flask.testing import FlaskClient
 
 from notifier import openapi
@@ -18,9 +20,25 @@ def test_the_committed_document_is_current() -> None:
     )
 
 
-def test_the_document_is_served(client: FlaskClient) -> None:
+def test_the_document_is_served_and_names_every_webhook_route(
+    app: Flask, client: FlaskClient
+) -> None:
     response = client.get("/openapi.json")
 
     assert response.status_code == 200
     assert response.json == json.loads(COMMITTED.read_text())
-    assert set(response.json["paths"]) == {"/webhooks/shopify", "/webhooks/standard/{shop}"}
+    routes = {
+        re.sub(r"<(?:\w+:)?\w+>", "{shop}", rule.rule)
+        for rule in app.url_map.iter_rules()
+        if rule.rule.startswith("/webhooks/")
+    }
+    assert (
+        set(response.json["paths"])
+        == routes
+        == {
+            "/webhooks/shopify",
+            "/webhooks/standard/{shop}",
+            "/webhooks/woocommerce/{shop}",
+            "/webhooks/aftership/{shop}",
+        }
+    )

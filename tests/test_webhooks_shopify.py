@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from notifier.models import EventOutcome, InboundEvent, Message, MessageState, Order, OrderStatus
 from notifier.transports.memory import MemoryTransport
 
-from .conftest import post_shopify, services, shopify_headers, shopify_order
+from .conftest import parsed, post_shopify, services, shopify_headers, shopify_order
 
 pytestmark = pytest.mark.usefixtures("shopify_shop")
 
@@ -117,15 +117,19 @@ def test_cancellation_stops_what_is_pending_and_later_news(
     post_shopify(client, shopify_order(), topic="orders/create")
     response = post_shopify(client, cancelled, topic="orders/cancelled")
 
-    assert response.json["detail"] == "order cancelled; 1 pending message(s) cancelled"
-    assert dispatch().sent == 0
-    assert mailbox.sent == []
+    assert response.json["detail"] == (
+        "order cancelled; 1 pending message(s) cancelled; "
+        "order_cancelled planned for 2026-11-23T09:00:00+00:00 (de)"
+    )
+    assert dispatch().sent == 1
+    [sent] = mailbox.sent
+    assert parsed(sent)["Subject"] == "Ihre Bestellung #1001 wurde storniert"
     with services(app).sessions() as session:
         order = session.scalars(select(Order)).one()
         assert order.status is OrderStatus.CANCELLED
-        message = session.scalars(select(Message)).one()
-        assert message.state is MessageState.CANCELLED
-        assert message.reason == "order cancelled (customer)"
+        states = {m.kind: (m.state, m.reason) for m in session.scalars(select(Message))}
+    assert states["order_confirmation"] == (MessageState.CANCELLED, "order cancelled (customer)")
+    assert states["order_cancelled"][0] is MessageState.SENT
     late = post_shopify(client, shopify_order(), topic="orders/paid")
     assert late.json["detail"] == "order is cancelled; no confirmation planned"
 

@@ -259,14 +259,22 @@ def test_cancellation_stops_the_pending_confirmation(
     response = post_standard(client, clock, cancelled)
 
     assert response.status_code == 200
-    assert response.json["detail"] == "order cancelled; 1 pending message(s) cancelled"
-    assert dispatch().sent == 0
-    assert mailbox.sent == []
+    assert response.json["detail"] == (
+        "order cancelled; 1 pending message(s) cancelled; "
+        "order_cancelled planned for 2026-11-23T09:00:00+00:00 (de)"
+    )
+    assert dispatch().sent == 1
+    [mail] = mailbox.sent
+    assert message_from_bytes(mail.raw, policy=policy.default)["Subject"] == (
+        "Ihre Bestellung A-2041 wurde storniert"
+    )
     with services(app).sessions() as session:
         assert session.scalars(select(Order)).one().status is OrderStatus.CANCELLED
-        message = session.scalars(select(Message)).one()
-    assert message.state is MessageState.CANCELLED
-    assert message.reason == "order cancelled (out of stock)"
+        confirmation = session.scalars(
+            select(Message).where(Message.kind == "order_confirmation")
+        ).one()
+    assert confirmation.state is MessageState.CANCELLED
+    assert confirmation.reason == "order cancelled (out of stock)"
 
 
 def test_the_same_webhook_id_twice_is_a_duplicate(

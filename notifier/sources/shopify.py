@@ -14,12 +14,18 @@ from pydantic import AwareDatetime, BeforeValidator, Field, ValidationError
 from notifier.events import (
     Address,
     Buyer,
+    DateRange,
     Event,
+    ExceptionReason,
     LineItem,
+    Milestone,
     OrderCancelled,
     OrderPaid,
     OrderPlaced,
+    OrderRef,
     OrderSnapshot,
+    Reached,
+    ShipmentUpdated,
     Translation,
 )
 from notifier.problems import Problem
@@ -48,6 +54,24 @@ RECORDED_HEADERS = (
     "X-Shopify-Hmac-Sha256",
 )
 ORDER_TOPICS = ("orders/create", "orders/paid", "orders/cancelled")
+FULFILLMENT_TOPICS = ("fulfillments/create", "fulfillments/update")
+FULFILLMENT_EVENT_TOPIC = "fulfillment_events/create"
+# Shopify's shipment_status and fulfilment event status values (REST, lower case). Label and
+# confirmation statuses say nothing the fulfilment itself did not; `failure` is a carrier failure.
+SHIPMENT_STATUS: dict[str, tuple[Milestone, ExceptionReason | None] | None] = {
+    "label_printed": None,
+    "label_purchased": None,
+    "confirmed": None,
+    "carrier_picked_up": (Milestone.IN_TRANSIT, None),
+    "in_transit": (Milestone.IN_TRANSIT, None),
+    "out_for_delivery": (Milestone.OUT_FOR_DELIVERY, None),
+    "attempted_delivery": (Milestone.DELIVERY_FAILED, None),
+    "ready_for_pickup": (Milestone.READY_FOR_PICKUP, None),
+    "picked_up": (Milestone.DELIVERED, None),
+    "delivered": (Milestone.DELIVERED, None),
+    "delayed": (Milestone.DELAYED, None),
+    "failure": (Milestone.EXCEPTION, ExceptionReason.OTHER),
+}
 
 
 def shop_domain(headers: Headers) -> str:
@@ -164,13 +188,19 @@ class ShopifyOrder(Payload):
 
 def translate(envelope: Envelope, body: bytes) -> Translation:
     topic = envelope.topic or ""
-    if topic not in ORDER_TOPICS:
-        return Translation(topic=topic, ignored_because=f"topic {topic!r} is not handled")
     try:
-        order = ShopifyOrder.model_validate_json(body)
+        if topic in ORDER_TOPICS:
+            order = ShopifyOrder.model_validate_json(body)
+            return Translation(topic=topic, events=(_event(topic, order, envelope),))
+        if topic in FULFILLMENT_TOPICS:
+            fulfillment = ShopifyFulfillment.model_validate_json(body)
+            return Translation(topic=topic, events=(_fulfillment_news(fulfillment),))
+        if topic == FULFILLMENT_EVENT_TOPIC:
+            event = ShopifyFulfillmentEvent.model_validate_json(body)
+            return Translation(topic=topic, events=(_fulfillment_event_news(event),))
     except ValidationError as error:
         raise schema_problem(error) from error
-    return Translation(topic=topic, events=(_event(topic, order, envelope),))
+    return Translation(topic=topic, ignored_because=f"topic {topic!r} is not handled")
 
 
 def _event(topic: str, order: ShopifyOrder, envelope: Envelope) -> Event:
@@ -253,3 +283,94 @@ def _address(address: _Address | None) -> Address | None:
         country=address.country,
         country_code=address.country_code.upper() if address.country_code else None,
     )
+
+
+ShipmentStatus = Annotated[str | None, Field(max_length=40), BeforeValidator(_blank_to_none)]
+
+
+class ShopifyFulfillment(Payload):
+    """A fulfilment as `fulfillments/create` and `fulfillments/update` send it: one parcel."""
+
+    id: Id = Field(min_length=1, max_length=64)
+    order_id: Id = Field(min_length=1, max_length=64)
+    status: str = Field(max_length=40)
+    shipment_status: ShipmentStatus = None
+    created_at: AwareDatetime
+    updated_at: AwareDatetime | None = None
+    tracking_company: Text = None
+    tracking_number: Text = None
+    tracking_numbers: list[Annotated[str, Field(max_length=100)]] = Field(
+        default_factory=list, max_length=100
+    )
+    tracking_url: Text = None
+    tracking_urls: list[Annotated[str, Field(max_length=2000)]] = Field(
+        default_factory=list, max_length=100
+    )
+
+
+class ShopifyFulfillmentEvent(Payload):
+    """One carrier scan as `fulfillment_events/create` sends it."""
+
+    id: Id = Field(min_length=1, max_length=64)
+    fulfillment_id: Id = Field(min_length=1, max_length=64)
+    order_id: Id = Field(min_length=1, max_length=64)
+    status: str = Field(min_length=1, max_length=40)
+    message: Text = None
+    happened_at: AwareDatetime | None = None
+    created_at: AwareDatetime
+    city: Text = None
+    province: Text = None
+    country: Text = None
+    estimated_delivery_at: AwareDatetime | None = None
+
+
+def _status(
+    value: str | None, at: datetime, location: str | None, note: str | None
+) -> list[Reached]:
+    """The milestone a Shopify status names; unknown statuses are news for the record only."""
+    mapped = SHIPMENT_STATUS.get(value or "", (Milestone.IN_TRANSIT, None)) if value else None
+    if mapped is None:
+        return []
+    milestone, exception = mapped
+    return [Reached(milestone, at, location=location, exception=exception, note=note)]
+
+
+def _fulfillment_news(fulfillment: ShopifyFulfillment) -> ShipmentUpdated:
+    as_of = fulfillment.updated_at or fulfillment.created_at
+    reached: list[Reached] = []
+    if fulfillment.status == "cancelled":
+        reached.append(Reached(Milestone.CANCELLED, as_of))
+    elif fulfillment.status == "success":
+        reached.append(Reached(Milestone.SHIPPED, fulfillment.created_at))
+        reached += _status(fulfillment.shipment_status, as_of, None, None)
+    numbers = [fulfillment.tracking_number, *fulfillment.tracking_numbers]
+    urls = [fulfillment.tracking_url, *fulfillment.tracking_urls]
+    return ShipmentUpdated(
+        order=OrderRef(external_id=fulfillment.order_id),
+        shipment_id=fulfillment.id,
+        as_of=as_of,
+        reached=tuple(reached),
+        carrier=fulfillment.tracking_company,
+        tracking_number=next((number for number in numbers if number), None),
+        tracking_url=next((url for url in urls if url), None),
+    )
+
+
+def _fulfillment_event_news(event: ShopifyFulfillmentEvent) -> ShipmentUpdated:
+    at = event.happened_at or event.created_at
+    location = _join_commas(event.city, event.province, event.country)
+    expected = None
+    if event.estimated_delivery_at is not None:
+        day = event.estimated_delivery_at.date()
+        expected = DateRange(day, day)
+    return ShipmentUpdated(
+        order=OrderRef(external_id=event.order_id),
+        shipment_id=event.fulfillment_id,
+        as_of=at,
+        reached=tuple(_status(event.status, at, location, event.message)),
+        expected=expected,
+    )
+
+
+def _join_commas(*parts: str | None) -> str | None:
+    return ", ".join(part for part in parts if part)[:200] or None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Literal
 
 import pytz
@@ -15,12 +15,18 @@ from standardwebhooks import Webhook
 from notifier.events import (
     Address,
     Buyer,
+    DateRange,
     Event,
+    ExceptionReason,
     LineItem,
+    Milestone,
     OrderCancelled,
     OrderPaid,
     OrderPlaced,
+    OrderRef,
     OrderSnapshot,
+    Reached,
+    ShipmentUpdated,
     Translation,
 )
 from notifier.problems import Problem
@@ -173,7 +179,48 @@ class _TypeOnly(Payload):
     type: Annotated[str, Field(max_length=100)]
 
 
-EVENT_TYPES = ("order.placed", "order.paid", "order.cancelled")
+class StandardOrderRef(Payload):
+    id: Annotated[str | None, Field(min_length=1, max_length=64)] = None
+    number: Annotated[str | None, Field(min_length=1, max_length=64)] = None
+
+
+class StandardExpected(Payload):
+    earliest: date
+    latest: date | None = None
+
+
+class StandardShipment(Payload):
+    id: Annotated[str, Field(min_length=1, max_length=200, description="your id for the parcel")]
+    status: Annotated[
+        Milestone, Field(description="the milestone reached: shipped, in_transit, ... delivered")
+    ]
+    occurred_at: Annotated[AwareDatetime, Field(description="the carrier's time of the news")]
+    carrier: Optional200 = None
+    tracking_number: Annotated[str | None, Field(max_length=100)] = None
+    tracking_url: Annotated[str | None, Field(max_length=2000)] = None
+    location: Optional200 = None
+    country_code: Annotated[str | None, Field(pattern=r"^[A-Za-z]{2}$")] = None
+    exception: ExceptionReason | None = None
+    note: Annotated[str | None, Field(max_length=1000)] = None
+    expected_delivery: StandardExpected | None = None
+    origin_country: Annotated[str | None, Field(pattern=r"^[A-Za-z]{2}$")] = None
+    destination_country: Annotated[str | None, Field(pattern=r"^[A-Za-z]{2}$")] = None
+
+
+class StandardShipmentData(Payload):
+    order: StandardOrderRef
+    shipment: StandardShipment
+
+
+class StandardShipmentEvent(Payload):
+    type: Literal["shipment.updated"]
+    timestamp: AwareDatetime
+    data: StandardShipmentData
+
+
+ORDER_TYPES = ("order.placed", "order.paid", "order.cancelled")
+SHIPMENT_TYPE = "shipment.updated"
+EVENT_TYPES = (*ORDER_TYPES, SHIPMENT_TYPE)
 
 
 def translate(envelope: Envelope, body: bytes) -> Translation:
@@ -184,10 +231,51 @@ def translate(envelope: Envelope, body: bytes) -> Translation:
     if event_type not in EVENT_TYPES:
         return Translation(topic=event_type, ignored_because=f"type {event_type!r} is not handled")
     try:
+        if event_type == SHIPMENT_TYPE:
+            news = StandardShipmentEvent.model_validate_json(body)
+            return Translation(topic=event_type, events=(_shipment(news.data),))
         event = StandardEvent.model_validate_json(body)
     except ValidationError as error:
         raise schema_problem(error) from error
     return Translation(topic=event_type, events=(_event(event),))
+
+
+def _upper(code: str | None) -> str | None:
+    return code.upper() if code else None
+
+
+def _shipment(data: StandardShipmentData) -> ShipmentUpdated:
+    if not (data.order.id or data.order.number):
+        raise Problem(
+            422,
+            "Invalid payload",
+            "Field 'data.order': give the order's id or number, so the news finds its order.",
+        )
+    parcel = data.shipment
+    expected = parcel.expected_delivery
+    return ShipmentUpdated(
+        order=OrderRef(external_id=data.order.id, number=data.order.number),
+        shipment_id=parcel.id,
+        as_of=parcel.occurred_at,
+        reached=(
+            Reached(
+                parcel.status,
+                parcel.occurred_at,
+                location=parcel.location,
+                country_code=_upper(parcel.country_code),
+                exception=parcel.exception,
+                note=parcel.note,
+            ),
+        ),
+        carrier=parcel.carrier,
+        tracking_number=parcel.tracking_number,
+        tracking_url=parcel.tracking_url,
+        expected=DateRange(expected.earliest, expected.latest or expected.earliest)
+        if expected
+        else None,
+        origin_country=_upper(parcel.origin_country),
+        destination_country=_upper(parcel.destination_country),
+    )
 
 
 def _event(event: StandardEvent) -> Event:
