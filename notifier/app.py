@@ -9,7 +9,7 @@ from typing import Any
 
 from flask import Flask
 
-from notifier import config, problems
+from notifier import config, ledger, problems
 from notifier.clock import Clock, SystemClock
 from notifier.db import make_engine, make_sessionmaker
 from notifier.rendering import Renderer
@@ -34,9 +34,11 @@ def create_app(test_config: dict[str, Any] | None = None, *, clock: Clock | None
         app.config["SECRET_KEY"] = config.instance_secret_key(Path(app.instance_path))
 
     engine = make_engine(app.config["DATABASE_URL"])
+    sessions = make_sessionmaker(engine)
+    ledger.install(sessions)
     app.extensions["notifier"] = Services(
         engine=engine,
-        sessions=make_sessionmaker(engine),
+        sessions=sessions,
         clock=clock or SystemClock(),
         renderer=Renderer(
             Path(app.config["TEMPLATES_PATH"]), Path(app.config["TRANSLATIONS_PATH"])

@@ -82,6 +82,29 @@ def db_upgrade_command() -> None:
     click.echo(f"database at {migrate.current_revision(engine)} (was {before or 'empty'})")
 
 
+@notifier_group.group("ledger")
+def ledger_group() -> None:
+    """The written trail: prove it intact."""
+
+
+@ledger_group.command("verify")
+def ledger_verify() -> None:
+    """Check every chain link, content digest and stored copy; name the first broken entry."""
+    from notifier import audit
+
+    svc = _database()
+    with svc.sessions() as session:
+        report = audit.verify(session)
+    if report.intact:
+        click.echo(f"ledger intact: {report.entries} entries in {report.chains} chains")
+        return
+    for problem in report.problems:
+        click.echo(problem, err=True)
+    raise click.ClickException(
+        f"ledger broken: {len(report.problems)} problem(s) in {report.entries} entries"
+    )
+
+
 @notifier_group.group("shop")
 def shop_group() -> None:
     """The shops this deployment serves."""

@@ -17,7 +17,7 @@ from email.utils import parseaddr
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from notifier import mime, outbox
+from notifier import ledger, mime, outbox
 from notifier.clock import Clock
 from notifier.models import Delivery, DeliveryOutcome, Message, MessageState
 from notifier.rendering import Renderer
@@ -186,21 +186,21 @@ class Dispatcher:
             message = session.get(Message, message_id, with_for_update=True)
             assert message is not None
             if raw is not None:
-                session.add(
-                    Delivery(
-                        message_id=message_id,
-                        attempt=claim.attempt,
-                        handed_at=now,
-                        transport=self.transport.name,
-                        rfc_message_id=message.rfc_message_id,
-                        raw=raw,
-                        raw_sha256=hashlib.sha256(raw).hexdigest(),
-                        possible_resend=possible_resend,
-                        outcome=_delivery_outcome(error),
-                        response=receipt.response if receipt else error.response if error else "",
-                        provider_message_id=receipt.provider_message_id if receipt else None,
-                    )
+                delivery = Delivery(
+                    message_id=message_id,
+                    attempt=claim.attempt,
+                    handed_at=now,
+                    transport=self.transport.name,
+                    rfc_message_id=message.rfc_message_id,
+                    raw=raw,
+                    raw_sha256=hashlib.sha256(raw).hexdigest(),
+                    possible_resend=possible_resend,
+                    outcome=_delivery_outcome(error),
+                    response=receipt.response if receipt else error.response if error else "",
+                    provider_message_id=receipt.provider_message_id if receipt else None,
                 )
+                session.add(delivery)
+                ledger.note_handed_over(session, delivery, message)
             if message.lease_owner != self.worker or message.attempts != claim.attempt:
                 log.warning("message %s was taken over while sending; not updating it", message_id)
                 return
@@ -218,6 +218,7 @@ class Dispatcher:
             else:
                 message.state = MessageState.FAILED
                 message.last_error = f"attempt {claim.attempt}: {error.response}"
+            ledger.note_state(session, message, now)
             log.info(
                 "message %s (%s) %s after attempt %d: %s",
                 message_id,

@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from notifier import ledger
 from notifier.models import EventOutcome, InboundEvent, Shop
 from notifier.sources import Envelope
 
@@ -57,4 +58,5 @@ def record(
     )
     session.add(event)
     session.flush()
+    ledger.note_event(session, event)
     return event

@@ -268,4 +268,32 @@ class Delivery(Base):
     provider_message_id: Mapped[str | None] = mapped_column(String(400))
 
 
-APPEND_ONLY_TABLES = ("deliveries",)
+class LedgerEntry(Base):
+    """One link of an append-only, hash-chained record (invariant 5); see notifier.ledger."""
+
+    __tablename__ = "ledger_entries"
+    __table_args__ = (UniqueConstraint("chain", "seq"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Which chain: "order:<id>", or "shop:<id>" for news that reached no order.
+    chain: Mapped[str] = mapped_column(String(40))
+    seq: Mapped[int]
+    recorded_at: Mapped[datetime]
+    kind: Mapped[str] = mapped_column(String(40))
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"), index=True)
+    subject: Mapped[str] = mapped_column(String(200), index=True)
+    content_sha256: Mapped[str] = mapped_column(String(64))
+    prev_sha256: Mapped[str] = mapped_column(String(64))
+    entry_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class LedgerContent(Base):
+    """What a ledger entry says, by digest: erasable (personal data), while the digest stays."""
+
+    __tablename__ = "ledger_contents"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+APPEND_ONLY_TABLES = ("inbound_events", "deliveries", "ledger_entries")

@@ -10,6 +10,7 @@ from email.utils import parseaddr
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from notifier import ledger
 from notifier.kinds import Context, Kind
 from notifier.locales import Choice
 from notifier.models import Message, MessageState, Order, Shop
@@ -61,6 +62,7 @@ def schedule(
         updated_at=now,
     )
     session.add(message)
+    ledger.note_planned(session, message)
     return message
 
 
@@ -71,16 +73,27 @@ def already_planned(session: Session, dedupe_key: str) -> bool:
 
 def cancel_pending(session: Session, order: Order, reason: str, now: datetime) -> int:
     """Stop every message of an order that has not been handed to a transport yet."""
-    result = session.execute(
-        update(Message)
+    pending = session.scalars(
+        select(Message)
         .where(
             Message.order_id == order.id,
             Message.state.in_((MessageState.SCHEDULED, MessageState.RETRY)),
         )
-        .values(state=MessageState.CANCELLED, reason=reason, updated_at=now)
-        .returning(Message.id)
-    )
-    return len(result.all())
+        .with_for_update()
+    ).all()
+    for message in pending:
+        end(session, message, MessageState.CANCELLED, reason, now)
+    return len(pending)
+
+
+def end(
+    session: Session, message: Message, state: MessageState, reason: str, now: datetime
+) -> None:
+    """Move a message that was never sent to its last state (cancelled, superseded), and say why."""
+    message.state = state
+    message.reason = reason
+    message.updated_at = now
+    ledger.note_state(session, message, now)
 
 
 @dataclass(frozen=True)

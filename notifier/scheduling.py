@@ -68,8 +68,7 @@ def plan_message(
     )
     message.shipment_id = shipment.id if shipment else None
     if veto is not None and (objection := veto(timing)):
-        message.state = MessageState.CANCELLED
-        message.reason = objection
+        outbox.end(session, message, MessageState.CANCELLED, objection, now)
         return Planned(message, f"{kind.name} not sent: {objection}")
     return Planned(
         message, f"{kind.name} planned for {message.due_at.isoformat()} ({locale.locale})"

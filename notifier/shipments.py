@@ -19,7 +19,7 @@ import pytz
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from notifier import policies
+from notifier import outbox, policies
 from notifier.events import Milestone, Reached, ShipmentUpdated
 from notifier.kinds import KINDS, News
 from notifier.models import Message, MessageState, Order, OrderStatus, Shipment, Shop
@@ -355,9 +355,7 @@ def _stop_pending(
         is_stall = f":{STALL_KEY}:" in message.dedupe_key
         if (only is not None and is_stall != (only == "stall")) or message is keep:
             continue
-        message.state = state
-        message.reason = reason
-        message.updated_at = now
+        outbox.end(session, message, state, reason, now)
         stopped += 1
     return stopped
 

@@ -564,9 +564,16 @@ def test_the_console_script_and_flask_list_the_same_commands(tmp_path: Path) -> 
             for line in done.stdout.split("Commands:", 1)[1].splitlines()
             if line.strip()
         }
-        assert listed == {"serve", "worker", "shop", "timeline", "preview", "demo", "db"}, (
-            done.stdout
-        )
+        assert listed == {
+            "serve",
+            "worker",
+            "shop",
+            "timeline",
+            "preview",
+            "demo",
+            "db",
+            "ledger",
+        }, done.stdout
 
 
 def test_demo_replays_journeys_through_the_signed_endpoints(

@@ -1,0 +1,217 @@
+"""The written trail: an append-only, hash-chained record of what came in, was planned and was sent.
+
+Code that changes history notes it with `note_*` in its own transaction; just before that
+transaction commits, the notes become ledger entries, events first, then the rest in the order
+noted. Each order has its own chain (news that reached no order goes to its shop's), so writers of
+different orders never wait for each other; the order's row lock orders writers of the same one.
+
+An entry's hash covers its place (chain, seq), time, kind, subject, the SHA-256 of its content and
+the previous entry's hash. Contents are kept apart, by digest, so a buyer's personal data can be
+erased while every digest, and so the chain, still verifies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import event, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, sessionmaker
+
+from notifier.models import (
+    Delivery,
+    InboundEvent,
+    LedgerContent,
+    LedgerEntry,
+    Message,
+    Order,
+    Shop,
+)
+
+GENESIS = "0" * 64
+EVENT_RECEIVED = "event.received"
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def canonical(content: dict[str, Any]) -> bytes:
+    """One byte string per content, whoever writes it: sorted keys, no spaces, UTF-8."""
+    return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def entry_hash(
+    chain: str,
+    seq: int,
+    recorded_at: datetime,
+    kind: str,
+    subject: str,
+    content_sha256: str,
+    prev_sha256: str,
+) -> str:
+    fields = (chain, str(seq), recorded_at.isoformat(), kind, subject, content_sha256, prev_sha256)
+    return sha256("\n".join(fields).encode())
+
+
+@dataclass(frozen=True)
+class _Note:
+    kind: str
+    # Called at write time, when ids exist: (chain's order id or None, shop id, subject,
+    # content, blobs the content refers to by digest).
+    build: Callable[[], tuple[int | None, int, str, dict[str, Any], list[bytes]]]
+    at: datetime
+
+
+def _notes(session: Session) -> list[_Note]:
+    notes: list[_Note] = session.info.setdefault("ledger_notes", [])
+    return notes
+
+
+def note_event(session: Session, inbound: InboundEvent) -> None:
+    def build() -> tuple[int | None, int, str, dict[str, Any], list[bytes]]:
+        content = {
+            "source": inbound.source,
+            "topic": inbound.topic,
+            "delivery_id": inbound.delivery_id,
+            "event_id": inbound.event_id,
+            "received_at": inbound.received_at.isoformat(),
+            "headers": inbound.headers,
+            "verification": inbound.verification,
+            "outcome": inbound.outcome.value,
+            "detail": inbound.outcome_detail,
+            "body_sha256": inbound.body_sha256,
+        }
+        return inbound.order_id, inbound.shop_id, f"event {inbound.id}", content, [inbound.body]
+
+    _notes(session).append(_Note(EVENT_RECEIVED, build, inbound.received_at))
+
+
+def note_planned(session: Session, message: Message) -> None:
+    def build() -> tuple[int | None, int, str, dict[str, Any], list[bytes]]:
+        content = {
+            "message": message.id,
+            "kind": message.kind,
+            "message_id": message.rfc_message_id,
+            "recipient": message.recipient,
+            "recipient_name": message.recipient_name,
+            "locale": message.locale,
+            "locale_reason": message.locale_reason,
+            "timezone": message.timezone,
+            "due_at": message.due_at.isoformat(),
+            "reason": message.reason,
+            "context": message.context,
+            "caused_by_event": message.caused_by_event_id,
+        }
+        return message.order_id, message.shop_id, f"message {message.id}", content, []
+
+    _notes(session).append(_Note("message.planned", build, message.created_at))
+
+
+def note_state(session: Session, message: Message, at: datetime) -> None:
+    """A message moved on (superseded, cancelled, sent, retry, failed): its state and why."""
+    state, reason, error = message.state.value, message.reason, message.last_error
+
+    def build() -> tuple[int | None, int, str, dict[str, Any], list[bytes]]:
+        content = {"message": message.id, "state": state, "reason": reason, "error": error}
+        return message.order_id, message.shop_id, f"message {message.id}", content, []
+
+    _notes(session).append(_Note(f"message.{state}", build, at))
+
+
+def note_handed_over(session: Session, delivery: Delivery, message: Message) -> None:
+    """The exact bytes handed to a transport, and what it answered."""
+
+    def build() -> tuple[int | None, int, str, dict[str, Any], list[bytes]]:
+        content = {
+            "message": delivery.message_id,
+            "delivery": delivery.id,
+            "attempt": delivery.attempt,
+            "transport": delivery.transport,
+            "message_id": delivery.rfc_message_id,
+            "raw_sha256": delivery.raw_sha256,
+            "outcome": delivery.outcome.value,
+            "response": delivery.response,
+            "provider_message_id": delivery.provider_message_id,
+            "possible_resend": delivery.possible_resend,
+        }
+        blobs = [delivery.raw]
+        return message.order_id, message.shop_id, f"message {message.id}", content, blobs
+
+    _notes(session).append(_Note("message.handed_over", build, delivery.handed_at))
+
+
+def _write_notes(session: Session) -> None:
+    notes = session.info.pop("ledger_notes", [])
+    if not notes:
+        return
+    session.flush()  # ids for what the notes describe
+    ordered = sorted(notes, key=lambda note: note.kind != EVENT_RECEIVED)  # stable: causes first
+    heads: dict[str, tuple[int, str]] = {}
+    for note in ordered:
+        order_id, shop_id, subject, content, blobs = note.build()
+        chain = f"order:{order_id}" if order_id is not None else f"shop:{shop_id}"
+        if chain not in heads:
+            heads[chain] = _lock_head(session, chain, order_id, shop_id)
+        seq, prev = heads[chain]
+        body = canonical(content)
+        for data in (*blobs, body):
+            _keep(session, data)
+        digest = sha256(body)
+        own = entry_hash(chain, seq + 1, note.at, note.kind, subject, digest, prev)
+        session.add(
+            LedgerEntry(
+                chain=chain,
+                seq=seq + 1,
+                recorded_at=note.at,
+                kind=note.kind,
+                order_id=order_id,
+                subject=subject,
+                content_sha256=digest,
+                prev_sha256=prev,
+                entry_sha256=own,
+            )
+        )
+        heads[chain] = (seq + 1, own)
+    session.flush()
+
+
+def _lock_head(session: Session, chain: str, order_id: int | None, shop_id: int) -> tuple[int, str]:
+    """The chain's last (seq, hash), with its owner's row locked so no one appends between."""
+    owner = (
+        select(Order.id).where(Order.id == order_id)
+        if order_id is not None
+        else select(Shop.id).where(Shop.id == shop_id)
+    )
+    session.execute(owner.with_for_update())
+    head = session.execute(
+        select(LedgerEntry.seq, LedgerEntry.entry_sha256)
+        .where(LedgerEntry.chain == chain)
+        .order_by(LedgerEntry.seq.desc())
+        .limit(1)
+    ).first()
+    return (head.seq, head.entry_sha256) if head else (0, GENESIS)
+
+
+def _keep(session: Session, data: bytes) -> None:
+    """Store a content once by its digest; a twin written at the same moment is the same bytes."""
+    row = {"sha256": sha256(data), "content": data}
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    session.execute(insert(LedgerContent).values(row).on_conflict_do_nothing())
+
+
+def _forget_notes(session: Session, *_: object) -> None:
+    """What a rolled-back transaction noted never happened."""
+    session.info.pop("ledger_notes", None)
+
+
+def install(sessions: sessionmaker[Session]) -> None:
+    """Write the notes of every transaction of `sessions` just before it commits."""
+    event.listen(sessions, "before_commit", _write_notes)
+    event.listen(sessions, "after_soft_rollback", _forget_notes)
