@@ -12,9 +12,10 @@ import pytz
 from flask import current_app
 from flask.cli import AppGroup, ScriptInfo
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from notifier import migrate, mime, shops, timeline
-from notifier.models import Platform, Shop
+from notifier.models import Order, Platform, Shop
 from notifier.samples import SAMPLES
 from notifier.services import Services, services
 from notifier.transports import describe
@@ -96,12 +97,58 @@ def ledger_verify() -> None:
     with svc.sessions() as session:
         report = audit.verify(session)
     if report.intact:
-        click.echo(f"ledger intact: {report.entries} entries in {report.chains} chains")
+        erased = f", {report.erased} erased at a buyer's request" if report.erased else ""
+        click.echo(f"ledger intact: {report.entries} entries in {report.chains} chains{erased}")
         return
     for problem in report.problems:
         click.echo(problem, err=True)
     raise click.ClickException(
         f"ledger broken: {len(report.problems)} problem(s) in {report.entries} entries"
+    )
+
+
+@notifier_group.command("evidence")
+@click.argument("order_ref")
+@click.option("--shop", "shop_slug", default=None, help="The shop, when several have this order.")
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="FILE.zip"
+)
+def evidence_command(order_ref: str, shop_slug: str | None, out: Path) -> None:
+    """A ZIP of dispute evidence: the emails as sent, a timeline, Stripe and PayPal summaries."""
+    from notifier import evidence
+
+    svc = _database()
+    with svc.sessions.begin() as session:
+        order = _one_order(session, order_ref, shop_slug)
+        data = evidence.export(session, order, requested_by="cli", now=svc.clock.now())
+    out.write_bytes(data)
+    click.echo(f"wrote {out} ({len(data)} bytes); its manifest.json lists every file's SHA-256")
+
+
+@notifier_group.group("buyer")
+def buyer_group() -> None:
+    """A buyer's personal data."""
+
+
+@buyer_group.command("erase")
+@click.argument("email")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def buyer_erase(email: str, yes: bool) -> None:
+    """Erase a buyer's personal data from every shop; the ledger still verifies afterwards."""
+    from notifier import erasure
+
+    if not yes:
+        click.confirm(
+            f"Erase every name, address and email of {email}? This cannot be undone", abort=True
+        )
+    svc = _database()
+    with svc.sessions.begin() as session:
+        done = erasure.erase_buyer(session, email, requested_by="cli", now=svc.clock.now())
+    if not done.orders:
+        raise click.ClickException(f"no order has the buyer address {email!r}")
+    click.echo(
+        f"erased the buyer's data from {done.orders} order(s): {done.contents} stored "
+        "content(s) dropped; their digests stay, so `notifier ledger verify` still passes"
     )
 
 
@@ -216,21 +263,26 @@ def shop_set_command(slug: str, settings: tuple[str, ...]) -> None:
 def timeline_command(order_ref: str, shop_slug: str | None, as_json: bool) -> None:
     """An order's events and messages: kind, state, due time (UTC and buyer time), reason, result."""
     with _database().sessions() as session:
-        orders = timeline.find_orders(session, order_ref, shop_slug)
-        if not orders:
-            raise click.ClickException(
-                f"no order {order_ref!r}" + (f" in shop {shop_slug}" if shop_slug else "")
-            )
-        if len(orders) > 1:
-            slugs = ", ".join(sorted({order.shop.slug for order in orders}))
-            raise click.ClickException(
-                f"order {order_ref!r} exists in several shops ({slugs}); add --shop"
-            )
-        record = timeline.build(session, orders[0])
+        record = timeline.build(session, _one_order(session, order_ref, shop_slug))
     if as_json:
         click.echo(json.dumps(record, indent=2, ensure_ascii=False))
     else:
         click.echo(timeline.as_text(record), nl=False)
+
+
+def _one_order(session: Session, order_ref: str, shop_slug: str | None) -> Order:
+    """The order a command names, or a ClickException saying why there is not exactly one."""
+    orders = timeline.find_orders(session, order_ref, shop_slug)
+    if not orders:
+        raise click.ClickException(
+            f"no order {order_ref!r}" + (f" in shop {shop_slug}" if shop_slug else "")
+        )
+    if len(orders) > 1:
+        slugs = ", ".join(sorted({order.shop.slug for order in orders}))
+        raise click.ClickException(
+            f"order {order_ref!r} exists in several shops ({slugs}); add --shop"
+        )
+    return orders[0]
 
 
 @notifier_group.command("preview")

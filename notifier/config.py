@@ -22,6 +22,16 @@ DEFAULTS: dict[str, Any] = {
     "MAIL_TIMEOUT_SECONDS": 30,
     "TEMPLATES_PATH": str(PROJECT_ROOT / "templates"),
     "TRANSLATIONS_PATH": str(PROJECT_ROOT / "translations"),
+    # The agent console's session cookie (Secure too, unless plain http on loopback: see
+    # notifier.console.security). Lax: a link from a helpdesk opens the console signed in,
+    # while a form posted from another site arrives without the cookie.
+    "SESSION_COOKIE_NAME": "notifier_console",
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    "CONSOLE_SESSION_HOURS": 12,
+    "CONSOLE_LOGIN_MAX_FAILURES": 5,
+    "CONSOLE_LOGIN_WINDOW_SECONDS": 15 * 60,
+    "CONSOLE_NOTE_MAX_CHARS": 4000,
 }
 
 

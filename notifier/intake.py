@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime
 
 from sqlalchemy import or_, select
@@ -49,8 +48,7 @@ def record(
         received_at=received_at,
         occurred_at=envelope.occurred_at,
         headers=envelope.headers,
-        body=body,
-        body_sha256=hashlib.sha256(body).hexdigest(),
+        body_sha256=ledger.keep(session, body),
         verification=envelope.verification,
         outcome=outcome,
         outcome_detail=detail,

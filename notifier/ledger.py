@@ -35,6 +35,7 @@ from notifier.models import (
 
 GENESIS = "0" * 64
 EVENT_RECEIVED = "event.received"
+ERASURE = "erasure"
 
 
 def sha256(data: bytes) -> str:
@@ -59,12 +60,14 @@ def entry_hash(
     return sha256("\n".join(fields).encode())
 
 
+# What a note says once ids exist: (the chain's order id or None, shop id, subject, content).
+Built = tuple[int | None, int, str, dict[str, Any]]
+
+
 @dataclass(frozen=True)
 class _Note:
     kind: str
-    # Called at write time, when ids exist: (chain's order id or None, shop id, subject,
-    # content, blobs the content refers to by digest).
-    build: Callable[[], tuple[int | None, int, str, dict[str, Any], list[bytes]]]
+    build: Callable[[], Built]
     at: datetime
 
 
@@ -74,7 +77,7 @@ def _notes(session: Session) -> list[_Note]:
 
 
 def note_event(session: Session, inbound: InboundEvent) -> None:
-    def build() -> tuple[int | None, int, str, dict[str, Any], list[bytes]]:
+    def build() -> Built:
         content = {
             "source": inbound.source,
             "topic": inbound.topic,
@@ -87,13 +90,13 @@ def note_event(session: Session, inbound: InboundEvent) -> None:
             "detail": inbound.outcome_detail,
             "body_sha256": inbound.body_sha256,
         }
-        return inbound.order_id, inbound.shop_id, f"event {inbound.id}", content, [inbound.body]
+        return inbound.order_id, inbound.shop_id, f"event {inbound.id}", content
 
     _notes(session).append(_Note(EVENT_RECEIVED, build, inbound.received_at))
 
 
 def note_planned(session: Session, message: Message) -> None:
-    def build() -> tuple[int | None, int, str, dict[str, Any], list[bytes]]:
+    def build() -> Built:
         content = {
             "message": message.id,
             "kind": message.kind,
@@ -108,7 +111,7 @@ def note_planned(session: Session, message: Message) -> None:
             "context": message.context,
             "caused_by_event": message.caused_by_event_id,
         }
-        return message.order_id, message.shop_id, f"message {message.id}", content, []
+        return message.order_id, message.shop_id, f"message {message.id}", content
 
     _notes(session).append(_Note("message.planned", build, message.created_at))
 
@@ -117,9 +120,9 @@ def note_state(session: Session, message: Message, at: datetime) -> None:
     """A message moved on (superseded, cancelled, sent, retry, failed): its state and why."""
     state, reason, error = message.state.value, message.reason, message.last_error
 
-    def build() -> tuple[int | None, int, str, dict[str, Any], list[bytes]]:
+    def build() -> Built:
         content = {"message": message.id, "state": state, "reason": reason, "error": error}
-        return message.order_id, message.shop_id, f"message {message.id}", content, []
+        return message.order_id, message.shop_id, f"message {message.id}", content
 
     _notes(session).append(_Note(f"message.{state}", build, at))
 
@@ -127,7 +130,7 @@ def note_state(session: Session, message: Message, at: datetime) -> None:
 def note_handed_over(session: Session, delivery: Delivery, message: Message) -> None:
     """The exact bytes handed to a transport, and what it answered."""
 
-    def build() -> tuple[int | None, int, str, dict[str, Any], list[bytes]]:
+    def build() -> Built:
         content = {
             "message": delivery.message_id,
             "delivery": delivery.id,
@@ -140,29 +143,79 @@ def note_handed_over(session: Session, delivery: Delivery, message: Message) -> 
             "provider_message_id": delivery.provider_message_id,
             "possible_resend": delivery.possible_resend,
         }
-        blobs = [delivery.raw]
-        return message.order_id, message.shop_id, f"message {message.id}", content, blobs
+        return message.order_id, message.shop_id, f"message {message.id}", content
 
     _notes(session).append(_Note("message.handed_over", build, delivery.handed_at))
 
 
-def _write_notes(session: Session) -> None:
+def note_erasure(
+    session: Session, order: Order, digests: list[str], requested_by: str, at: datetime
+) -> None:
+    """Which contents of the chain were dropped at the buyer's request (digests only)."""
+    order_id, shop_id = order.id, order.shop_id
+
+    def build() -> Built:
+        content = {"erased": digests, "requested_by": requested_by, "reason": "buyer request"}
+        return order_id, shop_id, f"order {order_id}", content
+
+    _notes(session).append(_Note(ERASURE, build, at))
+
+
+def note_export(
+    session: Session, order: Order, requested_by: str, manifest: bytes, at: datetime
+) -> None:
+    """An evidence export: who asked, when, and the digest of its manifest (which names the rest)."""
+    order_id, shop_id = order.id, order.shop_id
+
+    def build() -> Built:
+        content = {"requested_by": requested_by, "manifest_sha256": sha256(manifest)}
+        return order_id, shop_id, f"order {order_id}", content
+
+    _notes(session).append(_Note("evidence.exported", build, at))
+
+
+def backfill(session: Session) -> int:
+    """Entries for history older than the ledger, at the times it happened; returns how many.
+
+    For a database upgraded from before the ledger existed: its events, plans, hand-overs and
+    last states are chained as they stand now, so what follows links onto them.
+    """
+    if session.scalar(select(LedgerEntry.id).limit(1)) is not None:
+        return 0
+    for inbound in session.scalars(select(InboundEvent).order_by(InboundEvent.id)):
+        note_event(session, inbound)
+    for message in session.scalars(select(Message).order_by(Message.created_at, Message.id)):
+        note_planned(session, message)
+        for delivery in session.scalars(
+            select(Delivery).where(Delivery.message_id == message.id).order_by(Delivery.id)
+        ):
+            note_handed_over(session, delivery, message)
+        if message.state.value not in ("scheduled", "sending"):
+            note_state(session, message, message.updated_at)
+    notes = session.info.get("ledger_notes", [])
+    _write_notes(session, chronological=True)
+    return len(notes)
+
+
+def _write_notes(session: Session, *, chronological: bool = False) -> None:
     notes = session.info.pop("ledger_notes", [])
     if not notes:
         return
     session.flush()  # ids for what the notes describe
-    ordered = sorted(notes, key=lambda note: note.kind != EVENT_RECEIVED)  # stable: causes first
+    if chronological:
+        ordered = sorted(notes, key=lambda note: note.at)
+    else:
+        # Causes first; the sort is stable, so the rest keep the order they were noted in.
+        ordered = sorted(notes, key=lambda note: note.kind != EVENT_RECEIVED)
     heads: dict[str, tuple[int, str]] = {}
     for note in ordered:
-        order_id, shop_id, subject, content, blobs = note.build()
+        order_id, shop_id, subject, content = note.build()
         chain = f"order:{order_id}" if order_id is not None else f"shop:{shop_id}"
         if chain not in heads:
             heads[chain] = _lock_head(session, chain, order_id, shop_id)
         seq, prev = heads[chain]
         body = canonical(content)
-        for data in (*blobs, body):
-            _keep(session, data)
-        digest = sha256(body)
+        digest = keep(session, body)
         own = entry_hash(chain, seq + 1, note.at, note.kind, subject, digest, prev)
         session.add(
             LedgerEntry(
@@ -198,12 +251,14 @@ def _lock_head(session: Session, chain: str, order_id: int | None, shop_id: int)
     return (head.seq, head.entry_sha256) if head else (0, GENESIS)
 
 
-def _keep(session: Session, data: bytes) -> None:
-    """Store a content once by its digest; a twin written at the same moment is the same bytes."""
-    row = {"sha256": sha256(data), "content": data}
+def keep(session: Session, data: bytes) -> str:
+    """Store a content once by its digest and return it; a twin written meanwhile is the same."""
+    digest = sha256(data)
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    session.execute(insert(LedgerContent).values(row).on_conflict_do_nothing())
+    values = {"sha256": digest, "content": data}
+    session.execute(insert(LedgerContent).values(values).on_conflict_do_nothing())
+    return digest
 
 
 def _forget_notes(session: Session, *_: object) -> None:
@@ -215,3 +270,15 @@ def install(sessions: sessionmaker[Session]) -> None:
     """Write the notes of every transaction of `sessions` just before it commits."""
     event.listen(sessions, "before_commit", _write_notes)
     event.listen(sessions, "after_soft_rollback", _forget_notes)
+
+
+def note_agent_note(
+    session: Session, order: Order, author_email: str, text: str, at: datetime
+) -> None:
+    """A support agent's note on an order: added to its chain, never edited or removed."""
+    order_id, shop_id = order.id, order.shop_id
+
+    def build() -> Built:
+        return order_id, shop_id, f"order {order_id}", {"author": author_email, "text": text}
+
+    _notes(session).append(_Note("note", build, at))

@@ -202,12 +202,23 @@ class InboundEvent(Base):
     received_at: Mapped[datetime]
     occurred_at: Mapped[datetime | None]
     headers: Mapped[dict[str, Any]]
-    body: Mapped[bytes] = mapped_column(LargeBinary)
+    # The raw body lives in ledger_contents under this digest, where it can be erased.
     body_sha256: Mapped[str] = mapped_column(String(64))
     verification: Mapped[str] = mapped_column(String(200))
     outcome: Mapped[EventOutcome] = mapped_column(_by_value(EventOutcome))
     outcome_detail: Mapped[str] = mapped_column(Text, default="")
     order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"), index=True)
+
+    body_content: Mapped[LedgerContent | None] = relationship(
+        primaryjoin="foreign(InboundEvent.body_sha256) == LedgerContent.sha256",
+        viewonly=True,
+        lazy="joined",  # loaded with the row, as the column it replaces was
+    )
+
+    @property
+    def body(self) -> bytes | None:
+        """The body exactly as received, or None once erased at the buyer's request."""
+        return self.body_content.content if self.body_content else None
 
 
 class Message(Base):
@@ -242,6 +253,8 @@ class Message(Base):
     context: Mapped[dict[str, Any]]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # An agent's resend: a new message with its own Message-ID, pointing at the one it repeats.
+    resend_of: Mapped[str | None] = mapped_column(ForeignKey("messages.id"))
 
     order: Mapped[Order] = relationship()
     shop: Mapped[Shop] = relationship()
@@ -259,13 +272,24 @@ class Delivery(Base):
     handed_at: Mapped[datetime]
     transport: Mapped[str] = mapped_column(String(40))
     rfc_message_id: Mapped[str] = mapped_column(String(400))
-    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    # The RFC 5322 bytes live in ledger_contents under this digest, where they can be erased.
     raw_sha256: Mapped[str] = mapped_column(String(64))
     # True when an earlier attempt may already have reached the server (its worker died mid-send).
     possible_resend: Mapped[bool] = mapped_column(default=False)
     outcome: Mapped[DeliveryOutcome] = mapped_column(_by_value(DeliveryOutcome))
     response: Mapped[str] = mapped_column(Text)
     provider_message_id: Mapped[str | None] = mapped_column(String(400))
+
+    raw_content: Mapped[LedgerContent | None] = relationship(
+        primaryjoin="foreign(Delivery.raw_sha256) == LedgerContent.sha256",
+        viewonly=True,
+        lazy="joined",  # loaded with the row, as the column it replaces was
+    )
+
+    @property
+    def raw(self) -> bytes | None:
+        """The email exactly as handed over, or None once erased at the buyer's request."""
+        return self.raw_content.content if self.raw_content else None
 
 
 class LedgerEntry(Base):
@@ -297,3 +321,55 @@ class LedgerContent(Base):
 
 
 APPEND_ONLY_TABLES = ("inbound_events", "deliveries", "ledger_entries")
+
+
+class Agent(Base):
+    """A support agent who signs in to the console: sees the shops given, or every shop."""
+
+    __tablename__ = "agents"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)  # stored lower-case
+    password_hash: Mapped[str] = mapped_column(String(200))  # argon2id, PHC string
+    # An administrator: every shop, present and future. Otherwise only those in agent_shops.
+    all_shops: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime]
+
+    shops: Mapped[list[Shop]] = relationship(
+        secondary="agent_shops", order_by="Shop.slug", lazy="selectin"
+    )
+
+
+class AgentShop(Base):
+    __tablename__ = "agent_shops"
+
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id"), primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id"), primary_key=True)
+
+
+class LoginFailure(Base):
+    """A failed console sign-in, counted per email and address to throttle guessing."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = (
+        Index("ix_login_failures_email_address_failed_at", "email", "address", "failed_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320))
+    address: Mapped[str] = mapped_column(String(64))
+    failed_at: Mapped[datetime]
+
+
+class ApiToken(Base):
+    """A helpdesk's key to one shop's timelines; only its SHA-256 is kept."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id"), index=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+
+    shop: Mapped[Shop] = relationship()

@@ -573,6 +573,8 @@ def test_the_console_script_and_flask_list_the_same_commands(tmp_path: Path) -> 
             "demo",
             "db",
             "ledger",
+            "evidence",
+            "buyer",
         }, done.stdout
 
 

@@ -19,10 +19,11 @@ from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
-from notifier import audit
+from notifier import audit, ledger
 from notifier.clock import FakeClock
 from notifier.ledger import GENESIS, entry_hash, sha256
 from notifier.models import Delivery, LedgerContent, LedgerEntry, Message
+from notifier.transports.memory import MemoryTransport
 
 from .conftest import post_shopify, services, shopify_order
 from .test_journeys import at, fulfilment, post_fulfilment, post_scan, scan
@@ -100,13 +101,16 @@ def test_a_journey_leaves_one_chain_per_order_in_the_order_things_happened(app: 
 
 
 @pytest.mark.usefixtures("journey")
-def test_the_email_is_kept_exactly_as_handed_to_the_transport(app: Flask) -> None:
+def test_the_email_is_kept_once_exactly_as_handed_to_the_transport(
+    app: Flask, mailbox: MemoryTransport
+) -> None:
     with services(app).sessions() as session:
         delivery = session.scalars(select(Delivery).order_by(Delivery.id)).first()
         assert delivery is not None
         kept = session.get(LedgerContent, delivery.raw_sha256)
+        raw = delivery.raw
     assert kept is not None
-    assert kept.content == delivery.raw
+    assert raw == kept.content == mailbox.sent[0].raw
 
 
 @pytest.mark.usefixtures("journey")
@@ -127,7 +131,8 @@ def test_an_untouched_ledger_verifies(app: Flask, runner: FlaskCliRunner) -> Non
         ("UPDATE ledger_entries SET kind = 'message.sent'", "ledger_entries"),
         ("DELETE FROM ledger_entries", "ledger_entries"),
         ("UPDATE ledger_contents SET content = X'00'", "ledger_contents"),
-        ("UPDATE deliveries SET raw = X'00'", "deliveries"),
+        ("UPDATE deliveries SET response = 'forged'", "deliveries"),
+        ("DELETE FROM inbound_events", "inbound_events"),
     ],
 )
 def test_the_database_itself_refuses_to_change_history(
@@ -139,41 +144,48 @@ def test_the_database_itself_refuses_to_change_history(
     assert verify(app).intact
 
 
-@pytest.mark.usefixtures("journey")
-def test_one_byte_changed_in_a_sent_email_is_named(app: Flask, runner: FlaskCliRunner) -> None:
+def first_delivery(app: Flask) -> Delivery:
     with services(app).sessions() as session:
         delivery = session.scalars(select(Delivery).order_by(Delivery.id)).first()
         assert delivery is not None
+        assert delivery.raw is not None
+        return delivery
+
+
+@pytest.mark.usefixtures("journey")
+def test_one_byte_changed_in_a_sent_email_is_named(app: Flask, runner: FlaskCliRunner) -> None:
+    delivery = first_delivery(app)
+    assert delivery.raw is not None
     tampered = delivery.raw.replace(b"Bestellung", b"Bestellunk", 1)
     with around_the_triggers(app) as connection:
         connection.execute(
-            sa.update(Delivery).where(Delivery.id == delivery.id).values(raw=tampered)
+            sa.update(LedgerContent)
+            .where(LedgerContent.sha256 == delivery.raw_sha256)
+            .values(content=tampered)
         )
 
     result = runner.invoke(args=["notifier", "ledger", "verify"])
 
     assert result.exit_code == 1
-    assert f"the stored email of delivery {delivery.id} differs from what was sent" in result.output
-    assert "message.handed_over" in result.output
+    [problem] = [line for line in result.output.splitlines() if line.startswith("entry ")]
+    assert "message.handed_over" in problem
+    assert problem.endswith("the content its raw_sha256 names was changed")
     assert "ledger broken: 1 problem(s) in 13 entries" in result.output
 
 
 @pytest.mark.usefixtures("journey")
-def test_one_byte_changed_in_the_kept_copy_is_named(app: Flask) -> None:
-    with services(app).sessions() as session:
-        delivery = session.scalars(select(Delivery).order_by(Delivery.id)).first()
-        assert delivery is not None
+def test_a_delivery_pointed_at_other_bytes_is_named(app: Flask) -> None:
+    delivery = first_delivery(app)
+    with services(app).sessions.begin() as session:
+        other = ledger.keep(session, b"From: someone else\r\n\r\nforged\r\n")
     with around_the_triggers(app) as connection:
         connection.execute(
-            sa.update(LedgerContent)
-            .where(LedgerContent.sha256 == delivery.raw_sha256)
-            .values(content=delivery.raw[:-1] + b"!")
+            sa.update(Delivery).where(Delivery.id == delivery.id).values(raw_sha256=other)
         )
 
     [problem] = verify(app).problems
 
-    assert "message.handed_over" in problem
-    assert problem.endswith("the content its raw_sha256 names was changed")
+    assert problem.endswith(f"delivery {delivery.id} no longer names the email that was sent")
 
 
 @pytest.mark.usefixtures("journey")
