@@ -9,7 +9,7 @@ from typing import Any
 
 from flask import Flask
 
-from notifier import config, ledger, problems
+from notifier import config, ledger, metrics, problems
 from notifier.clock import Clock, SystemClock
 from notifier.db import make_engine, make_sessionmaker
 from notifier.rendering import Renderer
@@ -35,6 +35,7 @@ def create_app(test_config: dict[str, Any] | None = None, *, clock: Clock | None
 
     engine = make_engine(app.config["DATABASE_URL"])
     sessions = make_sessionmaker(engine)
+    metrics.install(sessions)  # before the ledger's hook, which consumes the notes it counts
     ledger.install(sessions)
     app.extensions["notifier"] = Services(
         engine=engine,
@@ -46,12 +47,15 @@ def create_app(test_config: dict[str, Any] | None = None, *, clock: Clock | None
     )
 
     problems.register(app)
-    from notifier import health, openapi, webhooks
+    from notifier import api, console, health, openapi, webhooks
     from notifier.cli import notifier_group
 
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(metrics.bp)
     app.register_blueprint(openapi.bp)
+    app.register_blueprint(api.bp)
+    console.init_app(app)
     app.cli.add_command(notifier_group)
     if not app.debug and not logging.getLogger().handlers:
         logging.basicConfig(

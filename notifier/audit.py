@@ -12,10 +12,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from notifier.ledger import ERASURE, GENESIS, entry_hash, sha256
+from notifier.ledger import CHECKPOINTS, ERASURE, GENESIS, entry_hash, sha256
 from notifier.models import Delivery, InboundEvent, LedgerContent, LedgerEntry, Message
 
 BATCH = 500
@@ -59,8 +59,43 @@ def verify(session: Session) -> Report:
                     broken.add(entry.chain)
                     report.problems.append(f"{_describe(entry)}: {problem}")
             previous = entry
+    report.problems += _checkpoint_problems(session)
     report.problems += _unrecorded(session)
     return report
+
+
+def _checkpoint_problems(session: Session) -> list[str]:
+    """Every chain head a checkpoint saw must still be there, with the same hash."""
+    seen: dict[str, tuple[int, str, int]] = {}
+    for entry in session.scalars(
+        select(LedgerEntry).where(LedgerEntry.chain == CHECKPOINTS).order_by(LedgerEntry.seq)
+    ):
+        body = session.scalar(
+            select(LedgerContent.content).where(LedgerContent.sha256 == entry.content_sha256)
+        )
+        if body is None:
+            continue  # reported by the chain walk
+        for chain, (seq, own) in json.loads(body)["heads"].items():
+            seen[chain] = (seq, own, entry.seq)
+    problems = []
+    for chain, (seq, own, at) in sorted(seen.items()):
+        found = session.scalar(
+            select(LedgerEntry.entry_sha256).where(
+                LedgerEntry.chain == chain, LedgerEntry.seq == seq
+            )
+        )
+        if found is None:
+            last = session.scalar(
+                select(func.max(LedgerEntry.seq)).where(LedgerEntry.chain == chain)
+            )
+            problems.append(
+                f"chain {chain} vanished: checkpoint #{at} saw it reach #{seq}"
+                if last is None
+                else f"chain {chain} ends at #{last}, but checkpoint #{at} saw it reach #{seq}"
+            )
+        elif found != own:
+            problems.append(f"chain {chain}: #{seq} is not the entry checkpoint #{at} saw")
+    return problems
 
 
 def _batches(session: Session) -> Iterator[list[LedgerEntry]]:

@@ -19,6 +19,8 @@ DEFAULTS: dict[str, Any] = {
     "DISPATCH_POLL_SECONDS": 1.0,
     "DISPATCH_LEASE_SECONDS": 120,
     "DISPATCH_MAX_ATTEMPTS": 8,
+    # How often a running dispatcher checkpoints the heads of the ledger's chains.
+    "LEDGER_CHECKPOINT_SECONDS": 3600,
     "MAIL_TIMEOUT_SECONDS": 30,
     "TEMPLATES_PATH": str(PROJECT_ROOT / "templates"),
     "TRANSLATIONS_PATH": str(PROJECT_ROOT / "translations"),

@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parseaddr
@@ -17,7 +19,7 @@ from email.utils import parseaddr
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from notifier import ledger, mime, outbox
+from notifier import ledger, metrics, mime, outbox
 from notifier.clock import Clock
 from notifier.models import Delivery, DeliveryOutcome, Message, MessageState
 from notifier.rendering import Renderer
@@ -71,6 +73,7 @@ class Dispatcher:
         batch_size: int = 50,
         lease: timedelta = timedelta(minutes=2),
         retry: RetryPolicy | None = None,
+        housekeeping: Callable[[], None] | None = None,
     ) -> None:
         self.sessions = sessions
         self.transport = transport
@@ -80,6 +83,8 @@ class Dispatcher:
         self.batch_size = batch_size
         self.lease = lease
         self.retry = retry or RetryPolicy()
+        # Periodic work that rides on the dispatch loop (ledger checkpoints); never sends.
+        self.housekeeping = housekeeping
 
     def run_once(self) -> Outcome:
         """Send every message due now, batch after batch, until none is left."""
@@ -105,6 +110,8 @@ class Dispatcher:
             while not stop.is_set():
                 try:
                     self.run_once()
+                    if self.housekeeping is not None:
+                        self.housekeeping()
                 except Exception:  # a database restart must not end the worker
                     log.exception("dispatch round failed; trying again")
                 wake.wait(poll)
@@ -143,11 +150,17 @@ class Dispatcher:
             raw,
             message.rfc_message_id,
         )
+        started = time.perf_counter()
         try:
             receipt: Receipt | None = self.transport.send(mail)
             error: TransportError | None = None
         except TransportError as failure:
             receipt, error = None, failure
+            kind = "transient" if isinstance(failure, TransientFailure) else "permanent"
+            metrics.TRANSPORT_ERRORS.labels(transport=self.transport.name, kind=kind).inc()
+        metrics.SEND_SECONDS.labels(transport=self.transport.name).observe(
+            time.perf_counter() - started
+        )
         self._finish(message.id, now, raw, receipt, error, claim, possible_resend)
         if error is None:
             total.sent += 1

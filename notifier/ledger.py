@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event, select
+from sqlalchemy import event, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -36,6 +36,7 @@ from notifier.models import (
 GENESIS = "0" * 64
 EVENT_RECEIVED = "event.received"
 ERASURE = "erasure"
+CHECKPOINTS = "checkpoints"  # the chain of checkpoints over every other chain's head
 
 
 def sha256(data: bytes) -> str:
@@ -69,6 +70,12 @@ class _Note:
     kind: str
     build: Callable[[], Built]
     at: datetime
+    message_kind: str | None = None  # for notes about a message: its kind, for the metrics
+
+
+def pending_message_notes(session: Session) -> list[tuple[str, str]]:
+    """(message kind, ledger kind) of what this transaction will record about messages."""
+    return [(n.message_kind, n.kind) for n in _notes(session) if n.message_kind is not None]
 
 
 def _notes(session: Session) -> list[_Note]:
@@ -113,7 +120,7 @@ def note_planned(session: Session, message: Message) -> None:
         }
         return message.order_id, message.shop_id, f"message {message.id}", content
 
-    _notes(session).append(_Note("message.planned", build, message.created_at))
+    _notes(session).append(_Note("message.planned", build, message.created_at, message.kind))
 
 
 def note_state(session: Session, message: Message, at: datetime) -> None:
@@ -124,7 +131,7 @@ def note_state(session: Session, message: Message, at: datetime) -> None:
         content = {"message": message.id, "state": state, "reason": reason, "error": error}
         return message.order_id, message.shop_id, f"message {message.id}", content
 
-    _notes(session).append(_Note(f"message.{state}", build, at))
+    _notes(session).append(_Note(f"message.{state}", build, at, message.kind))
 
 
 def note_handed_over(session: Session, delivery: Delivery, message: Message) -> None:
@@ -172,6 +179,59 @@ def note_export(
         return order_id, shop_id, f"order {order_id}", content
 
     _notes(session).append(_Note("evidence.exported", build, at))
+
+
+def checkpoint(session: Session, now: datetime) -> LedgerEntry | None:
+    """Record the head of every chain that grew since the last checkpoint; None if none grew.
+
+    A chain that later loses its tail, or vanishes with its order, no longer reaches the head a
+    checkpoint saw, and `ledger verify` says so. Checkpoints are incremental, so each stays small
+    however many orders there are; their own chain links them.
+    """
+    last = session.scalar(
+        select(LedgerEntry)
+        .where(LedgerEntry.chain == CHECKPOINTS)
+        .order_by(LedgerEntry.seq.desc())
+        .limit(1)
+        .with_for_update()
+    )
+    since = 0
+    if last is not None:
+        kept = session.get(LedgerContent, last.content_sha256)
+        since = json.loads(kept.content)["max_entry_id"] if kept else 0
+    grown = session.execute(
+        select(LedgerEntry.chain, func.max(LedgerEntry.seq), func.max(LedgerEntry.id))
+        .where(LedgerEntry.id > since, LedgerEntry.chain != CHECKPOINTS)
+        .group_by(LedgerEntry.chain)
+    ).all()
+    if not grown:
+        return None
+    heads = {}
+    for chain, seq, _ in grown:
+        own = session.scalar(
+            select(LedgerEntry.entry_sha256).where(
+                LedgerEntry.chain == chain, LedgerEntry.seq == seq
+            )
+        )
+        heads[chain] = [seq, own]
+    content = {"max_entry_id": max(row[2] for row in grown), "heads": heads}
+    digest = keep(session, canonical(content))
+    seq, prev = (last.seq, last.entry_sha256) if last else (0, GENESIS)
+    subject = f"{len(heads)} chains"
+    entry = LedgerEntry(
+        chain=CHECKPOINTS,
+        seq=seq + 1,
+        recorded_at=now,
+        kind="checkpoint",
+        order_id=None,
+        subject=subject,
+        content_sha256=digest,
+        prev_sha256=prev,
+        entry_sha256=entry_hash(CHECKPOINTS, seq + 1, now, "checkpoint", subject, digest, prev),
+    )
+    session.add(entry)
+    session.flush()
+    return entry
 
 
 def backfill(session: Session) -> int:

@@ -7,13 +7,14 @@ import os
 import signal
 import socket
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 from types import FrameType
 
 from flask import Flask
+from sqlalchemy.exc import IntegrityError
 from waitress.server import create_server
 
-from notifier import migrate
+from notifier import ledger, migrate
 from notifier.dispatcher import Dispatcher, RetryPolicy
 from notifier.services import Services
 from notifier.transports import describe, from_url
@@ -40,6 +41,30 @@ def ensure_schema(svc: Services, *, upgrade_new: bool) -> None:
     )
 
 
+class Checkpointer:
+    """Checkpoints the ledger at most every `every`, from whichever dispatcher gets there first."""
+
+    def __init__(self, svc: Services, every: timedelta) -> None:
+        self.svc = svc
+        self.every = every
+        self.last: datetime | None = None
+
+    def __call__(self) -> None:
+        now = self.svc.clock.now()
+        if self.last is not None and now - self.last < self.every:
+            return
+        self.last = now
+        try:
+            with self.svc.sessions.begin() as session:
+                entry = ledger.checkpoint(session, now)
+        except IntegrityError:  # another worker checkpointed at the same moment
+            return
+        if entry is not None:  # logged, so a copy of each head lives outside the database
+            log.info(
+                "ledger checkpoint #%d over %s: %s", entry.seq, entry.subject, entry.entry_sha256
+            )
+
+
 def make_dispatcher(app: Flask, svc: Services) -> Dispatcher:
     config = app.config
     return Dispatcher(
@@ -51,6 +76,7 @@ def make_dispatcher(app: Flask, svc: Services) -> Dispatcher:
         batch_size=config["DISPATCH_BATCH_SIZE"],
         lease=timedelta(seconds=config["DISPATCH_LEASE_SECONDS"]),
         retry=RetryPolicy(max_attempts=config["DISPATCH_MAX_ATTEMPTS"]),
+        housekeeping=Checkpointer(svc, timedelta(seconds=config["LEDGER_CHECKPOINT_SECONDS"])),
     )
 
 

@@ -15,7 +15,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from notifier import intake, journey
+from notifier import intake, journey, metrics
 from notifier.events import Translation
 from notifier.models import EventOutcome, InboundEvent, Platform, Shop, TrackingService
 from notifier.problems import Problem
@@ -26,11 +26,24 @@ log = logging.getLogger(__name__)
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 
 SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
+SOURCES = frozenset({"shopify", "standard", "woocommerce", "aftership"})
 
 
 @bp.before_request
 def _limit_body_size() -> None:
     request.max_content_length = current_app.config["WEBHOOK_MAX_BYTES"]
+
+
+@bp.after_request
+def _count(response: Response) -> Response:
+    """Every answer counts, refusals included: by source and verdict."""
+    source = request.path.split("/")[2] if request.path.count("/") >= 2 else "unknown"
+    if response.status_code == 200 and response.is_json:
+        verdict = str((response.get_json(silent=True) or {}).get("status", "200"))
+    else:
+        verdict = str(response.status_code)
+    metrics.count_webhook(source if source in SOURCES else "unknown", verdict)
+    return response
 
 
 def _body() -> bytes:

@@ -131,6 +131,16 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 
 @pytest.fixture
+def environment(database_url: str, tmp_path: Path) -> dict[str, str]:
+    """The environment of a `notifier` process run by a test: this test's database and folder."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("NOTIFIER_")}
+    env.update(
+        NOTIFIER_INSTANCE_PATH=str(tmp_path / "instance"), NOTIFIER_DATABASE_URL=database_url
+    )
+    return env
+
+
+@pytest.fixture
 def clock() -> FakeClock:
     return FakeClock(START)
 

@@ -47,6 +47,43 @@ def test_the_committed_pot_matches_the_sources(tmp_path: Path) -> None:
     )
 
 
+def test_the_buyer_catalogs_leave_the_console_to_its_own_domain(tmp_path: Path) -> None:
+    """Agents' screens never reach buyers' translators, nor buyers' emails the console's."""
+    buyer = ids(load(TRANSLATIONS / "messages.pot"))
+    console = ids(load(TRANSLATIONS / "console.pot"))
+
+    assert "Sign in to the console" in console
+    assert "Sign in to the console" not in buyer
+    assert not any(str(message).startswith("Order #") for message in console)
+
+
+# --- the agent console's own domain (babel-console.cfg, console.pot), English and Chinese ---
+
+CONSOLE_LOCALES = ("en", "zh_Hans")
+
+
+def test_the_committed_console_pot_matches_the_sources(tmp_path: Path) -> None:
+    pybabel = shutil.which("pybabel", path=str(Path(sys.executable).parent))
+    assert pybabel, "pybabel is installed with Babel"
+    fresh = tmp_path / "console.pot"
+    subprocess.run(
+        [pybabel, "extract", "-F", "babel-console.cfg", "--no-location", "-o", str(fresh), "."],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    assert ids(load(fresh)) == ids(load(TRANSLATIONS / "console.pot")), (
+        "translations/console.pot is stale: run the console extract and update commands in the README"
+    )
+
+
+@pytest.mark.parametrize("locale", CONSOLE_LOCALES)
+def test_every_console_catalog_is_complete_and_faithful(locale: str) -> None:
+    catalog = load(TRANSLATIONS / locale / "LC_MESSAGES" / "console.po", locale)
+
+    assert problems_in(catalog, load(TRANSLATIONS / "console.pot")) == []
+
+
 def test_there_are_catalogs_beyond_english() -> None:
     assert {"en", "de"} <= set(LOCALES)
 

@@ -575,6 +575,8 @@ def test_the_console_script_and_flask_list_the_same_commands(tmp_path: Path) -> 
             "ledger",
             "evidence",
             "buyer",
+            "agent",
+            "token",
         }, done.stdout
 
 

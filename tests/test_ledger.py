@@ -23,6 +23,7 @@ from notifier import audit, ledger
 from notifier.clock import FakeClock
 from notifier.ledger import GENESIS, entry_hash, sha256
 from notifier.models import Delivery, LedgerContent, LedgerEntry, Message
+from notifier.serve import Checkpointer
 from notifier.transports.memory import MemoryTransport
 
 from .conftest import post_shopify, services, shopify_order
@@ -263,3 +264,64 @@ def test_contents_are_stored_once_by_digest(app: Flask, client: FlaskClient) -> 
         bodies = [sha256(c) for c in session.scalars(select(LedgerContent.content))]
     assert sorted(digests) == sorted(bodies)
     assert len(digests) == len(set(digests))
+
+
+# --- checkpoints -------------------------------------------------------------------------------
+
+
+def order_chain(app: Flask) -> list[LedgerEntry]:
+    return [e for e in entries(app) if e.chain.startswith("order:")]
+
+
+@pytest.mark.usefixtures("journey")
+def test_checkpoints_record_the_heads_that_grew(app: Flask, runner: FlaskCliRunner) -> None:
+    first = runner.invoke(args=["notifier", "ledger", "checkpoint"])
+    again = runner.invoke(args=["notifier", "ledger", "checkpoint"])
+
+    assert first.exit_code == 0, first.output
+    assert first.output.startswith("checkpoint #1 over 2 chains: ")
+    assert again.output == "nothing new since the last checkpoint\n"
+    assert verify(app).intact
+
+
+@pytest.mark.usefixtures("journey")
+def test_a_truncated_chain_is_caught_only_thanks_to_the_checkpoint(
+    app: Flask, runner: FlaskCliRunner
+) -> None:
+    last = order_chain(app)[-1]
+    runner.invoke(args=["notifier", "ledger", "checkpoint"])
+    with around_the_triggers(app) as connection:
+        connection.execute(sa.delete(LedgerEntry).where(LedgerEntry.id == last.id))
+
+    assert verify(app).problems == [
+        f"chain {last.chain} ends at #{last.seq - 1}, but checkpoint #1 saw it reach #{last.seq}"
+    ]
+
+
+@pytest.mark.usefixtures("journey")
+def test_a_vanished_order_is_caught(app: Flask, runner: FlaskCliRunner) -> None:
+    chain = order_chain(app)
+    runner.invoke(args=["notifier", "ledger", "checkpoint"])
+    with around_the_triggers(app) as connection:
+        connection.execute(sa.delete(LedgerEntry).where(LedgerEntry.chain == chain[0].chain))
+
+    problems = verify(app).problems
+    assert f"chain {chain[0].chain} vanished: checkpoint #1 saw it reach #{len(chain)}" in problems
+
+
+@pytest.mark.usefixtures("journey")
+def test_running_dispatchers_checkpoint_at_most_every_interval(
+    app: Flask, clock: FakeClock, client: FlaskClient
+) -> None:
+    checkpointer = Checkpointer(services(app), timedelta(hours=1))
+    checkpointer()
+    post_shopify(client, {"id": 2}, topic="products/create")  # the shop's chain grows
+    clock.advance(timedelta(minutes=59))
+    checkpointer()
+    assert [e.seq for e in entries(app) if e.chain == "checkpoints"] == [1]
+
+    clock.advance(timedelta(minutes=1))
+    checkpointer()
+
+    assert [e.seq for e in entries(app) if e.chain == "checkpoints"] == [1, 2]
+    assert verify(app).intact

@@ -47,15 +47,6 @@ def wait_for(predicate, seconds: float = 20.0):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def environment(database_url: str, tmp_path: Path) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("NOTIFIER_")}
-    env.update(
-        NOTIFIER_INSTANCE_PATH=str(tmp_path / "instance"), NOTIFIER_DATABASE_URL=database_url
-    )
-    return env
-
-
-@pytest.fixture
 def served(environment: dict[str, str]) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     port = free_port()
     process = subprocess.Popen(
@@ -108,7 +99,7 @@ def test_a_signed_shopify_order_lands_as_a_german_eml(
         headers={**headers, "X-Shopify-Hmac-Sha256": "Zm9yZ2Vk"},
         timeout=10,
     )
-    health = requests.get(f"{base}/healthz", timeout=5).json()
+    health = requests.get(f"{base}/readyz", timeout=5).json()
 
     assert accepted.status_code == 200
     assert accepted.json()["status"] == "accepted"
@@ -143,7 +134,7 @@ def test_serve_creates_a_new_database_by_itself(tmp_path: Path) -> None:
 
         def health() -> dict[str, object] | None:
             try:
-                return requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).json()  # type: ignore[no-any-return]
+                return requests.get(f"http://127.0.0.1:{port}/readyz", timeout=1).json()  # type: ignore[no-any-return]
             except requests.ConnectionError:
                 return None
 

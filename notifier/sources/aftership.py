@@ -39,6 +39,7 @@ from notifier.sources import (
     Envelope,
     Headers,
     Payload,
+    carriers,
     headers_of_record,
     schema_problem,
 )
@@ -90,42 +91,6 @@ EXCEPTIONS: dict[str, Step] = {
 }
 OTHER_EXCEPTION: Step = (Milestone.EXCEPTION, ExceptionReason.OTHER)
 
-# Carrier names as buyers know them; any other slug is title-cased ("korea-post": "Korea Post").
-CARRIERS = {
-    "4px": "4PX",
-    "aramex": "Aramex",
-    "australia-post": "Australia Post",
-    "bpost": "bpost",
-    "cainiao": "Cainiao",
-    "canada-post": "Canada Post",
-    "china-ems": "China EMS",
-    "china-post": "China Post",
-    "deutsch-post": "Deutsche Post",
-    "dhl": "DHL",
-    "dhl-germany": "DHL",
-    "dhl-global-mail": "DHL eCommerce",
-    "dpd": "DPD",
-    "dpd-de": "DPD",
-    "evri": "Evri",
-    "fedex": "FedEx",
-    "gls": "GLS",
-    "hermes-de": "Hermes",
-    "japan-post": "Japan Post",
-    "la-poste-colissimo": "Colissimo",
-    "ontrac": "OnTrac",
-    "postnl": "PostNL",
-    "postnl-3s": "PostNL",
-    "royal-mail": "Royal Mail",
-    "sagawa": "Sagawa",
-    "sf-express": "SF Express",
-    "swiss-post": "Swiss Post",
-    "tnt": "TNT",
-    "ups": "UPS",
-    "usps": "USPS",
-    "yamato": "Yamato",
-    "yanwen": "Yanwen",
-    "yunexpress": "YunExpress",
-}
 UNRECOGNIZED_SLUG = "unrecognized"  # AfterShip could not tell the carrier
 
 # Kosovo is not in ISO 3166-1 but carriers ship there: under CLDR's code and the common one.
@@ -617,9 +582,7 @@ def carrier_name(slug: str) -> str | None:
     """The carrier as buyers know it, from AfterShip's courier slug."""
     if slug == UNRECOGNIZED_SLUG:
         return None
-    return CARRIERS.get(slug) or " ".join(
-        part.capitalize() for part in slug.replace("_", "-").split("-") if part
-    )
+    return carriers.name(slug)
 
 
 @cache

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Annotated, Any, Literal
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -56,6 +56,7 @@ from notifier.sources import (
     Envelope,
     Headers,
     Payload,
+    carriers,
     headers_of_record,
     required_header,
     schema_problem,
@@ -102,78 +103,6 @@ TRACKING_META = "_wc_shipment_tracking_items"  # Shipment Tracking and Advanced 
 # WPML (WooCommerce Multilingual) writes a WPML code ("de", "pt-br"), TranslatePress a locale
 # ("fr_FR"). Polylang keeps it in a taxonomy, which the REST API does not show.
 LANGUAGE_META = ("wpml_language", "trp_language")
-
-# Carrier names for the slugs the tracking plugins store (sanitize_title of the provider name).
-CARRIERS = {
-    "australia-post": "Australia Post",
-    "fastway-couriers": "Fastway Couriers",
-    "post-at": "Österreichische Post",
-    "dhl-at": "DHL Austria",
-    "dpd-at": "DPD Austria",
-    "correios": "Correios",
-    "bpost": "bpost",
-    "canada-post": "Canada Post",
-    "purolator": "Purolator",
-    "ppl-cz": "PPL",
-    "ceska-posta": "Česká pošta",
-    "dhl-cz": "DHL Czech Republic",
-    "dpd-cz": "DPD Czech Republic",
-    "itella": "Posti",
-    "colissimo": "Colissimo",
-    "la-poste": "La Poste",
-    "dhl-intraship-de": "DHL",
-    "deutsche-post-dhl": "Deutsche Post DHL",
-    "deutsche-post": "Deutsche Post",
-    "dhl-paket": "DHL Paket",
-    "hermes": "Hermes",
-    "ups-germany": "UPS",
-    "dpd-de": "DPD",
-    "dpd": "DPD",
-    "gls": "GLS",
-    "dpd-ie": "DPD Ireland",
-    "an-post": "An Post",
-    "brt-bartolini": "BRT",
-    "poste-italiane": "Poste Italiane",
-    "dhl-express": "DHL Express",
-    "dtdc": "DTDC",
-    "postnl": "PostNL",
-    "dpd-nl": "DPD Netherlands",
-    "courier-post": "CourierPost",
-    "nz-post": "NZ Post",
-    "aramex": "Aramex",
-    "inpost": "InPost",
-    "poczta-polska": "Poczta Polska",
-    "correos": "Correos",
-    "swiss-post": "Swiss Post",
-    "postnord-sverige-ab": "PostNord",
-    "postnord": "PostNord",
-    "bring-se": "Bring",
-    "db-schenker": "DB Schenker",
-    "dhl": "DHL",
-    "dpd-co-uk": "DPD UK",
-    "parcelforce": "Parcelforce Worldwide",
-    "royal-mail": "Royal Mail",
-    "evri": "Evri",
-    "fedex": "FedEx",
-    "fedex-sameday": "FedEx SameDay",
-    "ontrac": "OnTrac",
-    "ups": "UPS",
-    "usps": "USPS",
-    "dhl-us": "DHL eCommerce",
-}
-# Tracking pages that need nothing but the tracking number (PostNL and others want a postcode).
-TRACKING_LINKS = {
-    "usps": "https://tools.usps.com/go/TrackConfirmAction?tLabels={}",
-    "ups": "https://www.ups.com/track?tracknum={}",
-    "fedex": "https://www.fedex.com/fedextrack/?trknbr={}",
-    "dhl": "https://www.dhl.com/global-en/home/tracking.html?tracking-id={}",
-    "deutsche-post-dhl": "https://www.dhl.de/de/privatkunden/pakete-empfangen/verfolgen.html?piececode={}",
-    "deutsche-post": "https://www.dhl.de/de/privatkunden/pakete-empfangen/verfolgen.html?piececode={}",
-    "dhl-intraship-de": "https://www.dhl.de/de/privatkunden/pakete-empfangen/verfolgen.html?piececode={}",
-    "royal-mail": "https://www.royalmail.com/track-your-item#/tracking-results/{}",
-    "australia-post": "https://auspost.com.au/mypost/track/details/{}",
-    "canada-post": "https://www.canadapost-postescanada.ca/track-reperage/en#/search?searchFor={}",
-}
 
 
 def verify(headers: Headers, body: bytes, secrets: list[str]) -> Envelope:
@@ -589,7 +518,7 @@ def _carrier(item: _TrackingItem) -> str | None:
     slug = (item.tracking_provider or "").lower()
     if not slug:
         return None
-    return CARRIERS.get(slug) or slug.replace("-", " ").replace("_", " ").title()[:200]
+    return carriers.name(slug)
 
 
 def _tracking_url(item: _TrackingItem) -> str | None:
@@ -603,5 +532,4 @@ def _tracking_url(item: _TrackingItem) -> str | None:
         )
     if item.custom_tracking_provider or not item.tracking_number:
         return None
-    template = TRACKING_LINKS.get((item.tracking_provider or "").lower())
-    return template.format(quote(item.tracking_number, safe="")) if template else None
+    return carriers.tracking_link(item.tracking_provider or "", item.tracking_number)
