@@ -71,5 +71,6 @@ def plan_message(
         outbox.end(session, message, MessageState.CANCELLED, objection, now)
         return Planned(message, f"{kind.name} not sent: {objection}")
     return Planned(
-        message, f"{kind.name} planned for {message.due_at.isoformat()} ({locale.locale})"
+        message,
+        f"{kind.name} planned for {message.due_at.isoformat(timespec='seconds')} ({locale.locale})",
     )
