@@ -59,12 +59,17 @@ def from_url(url: str, timeout: float) -> Transport:
         from notifier.transports.smtp import SMTPTransport
 
         return SMTPTransport.from_url(url, timeout)
+    if scheme in ("mailgun", "mailgun+http"):
+        from notifier.transports.mailgun import MailgunTransport
+
+        return MailgunTransport.from_url(url, timeout)
     if scheme == "memory":
         from notifier.transports.memory import MemoryTransport
 
         return MemoryTransport.named(urlsplit(url).netloc or "default")
     raise ValueError(
-        f"unsupported mail URL scheme {scheme!r}: use file://, smtp://, smtps:// or memory://"
+        f"unsupported mail URL scheme {scheme!r}: use file://, smtp://, smtps://, mailgun:// "
+        "or memory://"
     )
 
 
