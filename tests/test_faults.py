@@ -122,3 +122,51 @@ def test_twenty_sigkills_lose_nothing_and_every_resend_is_marked(
     assert handed is not None
     assert handed >= ORDERS
     assert report.intact, json.dumps(report.problems[:5])
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.usefixtures("shopify_shop")
+def test_three_worker_processes_at_once_send_each_message_exactly_once(
+    app: Flask, client: FlaskClient, environment: dict[str, str], tmp_path: Path
+) -> None:
+    """Separate processes claiming together (SKIP LOCKED on PostgreSQL, BEGIN IMMEDIATE on SQLite)."""
+    for number in range(60):
+        order = shopify_order(id=8_000_000 + number, name=f"#W{number}")
+        assert post_shopify(client, order).json["status"] == "accepted"
+    sink = SlowSink()
+    port = free_port()
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    environment.update(
+        NOTIFIER_MAIL_URL=f"smtp://127.0.0.1:{port}?starttls=off",
+        NOTIFIER_DISPATCH_POLL_SECONDS="0.05",
+        NOTIFIER_DISPATCH_BATCH_SIZE="4",
+    )
+    log = tmp_path / "workers.log"
+    with log.open("ab") as output:
+        workers = [
+            subprocess.Popen(
+                [str(BIN / "notifier"), "worker"], env=environment, stdout=output, stderr=output
+            )
+            for _ in range(3)
+        ]
+    try:
+        deadline = time.monotonic() + 90
+        while states(app)[MessageState.SENT] < 60 and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        for process in workers:
+            process.send_signal(signal.SIGTERM)
+        for process in workers:
+            process.wait(timeout=20)
+        controller.stop()
+
+    assert states(app) == Counter({MessageState.SENT: 60}), log.read_text()[-2000:]
+    received = Counter(sink.message_ids)
+    assert len(received) == 60
+    assert set(received.values()) == {1}
+    with services(app).sessions() as session:
+        senders = set(session.scalars(select(Delivery.transport)))
+        owners = session.scalar(select(func.count(func.distinct(Delivery.message_id))))
+    assert senders == {"smtp"}
+    assert owners == 60
