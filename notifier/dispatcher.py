@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from notifier import ledger, metrics, mime, outbox
 from notifier.clock import Clock
-from notifier.models import Delivery, DeliveryOutcome, Message, MessageState
+from notifier.models import Delivery, DeliveryOutcome, Message, MessageState, Order
 from notifier.rendering import Renderer
 from notifier.transports import (
     Outgoing,
@@ -195,6 +195,10 @@ class Dispatcher:
     ) -> None:
         """Record the hand-over (if bytes left) and move the message on, unless it was taken over."""
         with self.sessions.begin() as session:
+            # The order first, then the message: the order in which webhooks lock them too (their
+            # news may supersede this very message), so the two never wait on each other.
+            order_id = session.scalar(select(Message.order_id).where(Message.id == message_id))
+            session.execute(select(Order.id).where(Order.id == order_id).with_for_update())
             # Locked, so a worker taking the message over cannot slip in between read and write.
             message = session.get(Message, message_id, with_for_update=True)
             assert message is not None
