@@ -12,27 +12,15 @@ import pytz
 from flask import current_app
 from flask.cli import AppGroup, ScriptInfo
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from notifier import migrate, mime, shops, timeline
-from notifier.models import Order, Platform, Shop
+from notifier import cli_access, cli_trail, migrate, mime, shops, timeline
+from notifier.cli_support import database, one_order
+from notifier.models import Platform, Shop
 from notifier.samples import SAMPLES
-from notifier.services import Services, services
+from notifier.services import services
 from notifier.transports import describe
 
 notifier_group = AppGroup("notifier", help="Keep cross-border buyers informed after they pay.")
-
-
-def _database() -> Services:
-    """The app's services over a usable schema: a brand-new database is created on first use."""
-    from notifier import serve
-
-    svc = services()
-    try:
-        serve.ensure_schema(svc, upgrade_new=True)
-    except serve.SchemaOutdated as error:
-        raise click.ClickException(str(error)) from error
-    return svc
 
 
 @notifier_group.command("serve")
@@ -43,7 +31,7 @@ def serve_command(host: str, port: int, threads: int) -> None:
     """Web and dispatcher in one process, for one box. Creates a new database by itself."""
     from notifier import serve
 
-    svc = _database()
+    svc = database()
     click.echo(
         f"notifier listening on http://{host}:{port}/  (mail: {describe(current_app.config['MAIL_URL'])})"
     )
@@ -81,89 +69,6 @@ def db_upgrade_command() -> None:
     before = migrate.current_revision(engine)
     migrate.upgrade(engine)
     click.echo(f"database at {migrate.current_revision(engine)} (was {before or 'empty'})")
-
-
-@notifier_group.group("ledger")
-def ledger_group() -> None:
-    """The written trail: prove it intact."""
-
-
-@ledger_group.command("checkpoint")
-def ledger_checkpoint() -> None:
-    """Record the head of every chain that grew since the last checkpoint (workers do it hourly)."""
-    from notifier import ledger
-
-    svc = _database()
-    with svc.sessions.begin() as session:
-        entry = ledger.checkpoint(session, svc.clock.now())
-        if entry is None:
-            click.echo("nothing new since the last checkpoint")
-            return
-        click.echo(f"checkpoint #{entry.seq} over {entry.subject}: {entry.entry_sha256}")
-
-
-@ledger_group.command("verify")
-def ledger_verify() -> None:
-    """Check every chain link, content digest and stored copy; name the first broken entry."""
-    from notifier import audit
-
-    svc = _database()
-    with svc.sessions() as session:
-        report = audit.verify(session)
-    if report.intact:
-        erased = f", {report.erased} erased at a buyer's request" if report.erased else ""
-        click.echo(f"ledger intact: {report.entries} entries in {report.chains} chains{erased}")
-        return
-    for problem in report.problems:
-        click.echo(problem, err=True)
-    raise click.ClickException(
-        f"ledger broken: {len(report.problems)} problem(s) in {report.entries} entries"
-    )
-
-
-@notifier_group.command("evidence")
-@click.argument("order_ref")
-@click.option("--shop", "shop_slug", default=None, help="The shop, when several have this order.")
-@click.option(
-    "--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="FILE.zip"
-)
-def evidence_command(order_ref: str, shop_slug: str | None, out: Path) -> None:
-    """A ZIP of dispute evidence: the emails as sent, a timeline, Stripe and PayPal summaries."""
-    from notifier import evidence
-
-    svc = _database()
-    with svc.sessions.begin() as session:
-        order = _one_order(session, order_ref, shop_slug)
-        data = evidence.export(session, order, requested_by="cli", now=svc.clock.now())
-    out.write_bytes(data)
-    click.echo(f"wrote {out} ({len(data)} bytes); its manifest.json lists every file's SHA-256")
-
-
-@notifier_group.group("buyer")
-def buyer_group() -> None:
-    """A buyer's personal data."""
-
-
-@buyer_group.command("erase")
-@click.argument("email")
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-def buyer_erase(email: str, yes: bool) -> None:
-    """Erase a buyer's personal data from every shop; the ledger still verifies afterwards."""
-    from notifier import erasure
-
-    if not yes:
-        click.confirm(
-            f"Erase every name, address and email of {email}? This cannot be undone", abort=True
-        )
-    svc = _database()
-    with svc.sessions.begin() as session:
-        done = erasure.erase_buyer(session, email, requested_by="cli", now=svc.clock.now())
-    if not done.orders:
-        raise click.ClickException(f"no order has the buyer address {email!r}")
-    click.echo(
-        f"erased the buyer's data from {done.orders} order(s): {done.contents} stored "
-        "content(s) dropped; their digests stay, so `notifier ledger verify` still passes"
-    )
 
 
 @notifier_group.group("shop")
@@ -217,7 +122,7 @@ def shop_add_command(
         timezone=timezone,
         return_policy_url=return_policy_url,
     )
-    svc = _database()
+    svc = database()
     try:
         with svc.sessions.begin() as session:
             shop = shops.add(session, new, svc.clock.now())
@@ -232,7 +137,7 @@ def shop_add_command(
 @shop_group.command("list")
 def shop_list_command() -> None:
     """Every shop with its settings (secrets shown only as a count)."""
-    with _database().sessions() as session:
+    with database().sessions() as session:
         rows = list(session.scalars(select(Shop).order_by(Shop.slug)))
     if not rows:
         click.echo("no shops yet; add one with `notifier shop add`")
@@ -255,7 +160,7 @@ def shop_set_command(slug: str, settings: tuple[str, ...]) -> None:
     window.KIND=HH:MM-HH:MM|immediate, kind.KIND=on|off, survey.delay_days=N,
     survey.skip_weekends=true|false.
     """
-    svc = _database()
+    svc = database()
     try:
         with svc.sessions.begin() as session:
             shop = session.scalar(select(Shop).where(Shop.slug == slug))
@@ -276,27 +181,12 @@ def shop_set_command(slug: str, settings: tuple[str, ...]) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def timeline_command(order_ref: str, shop_slug: str | None, as_json: bool) -> None:
     """An order's events and messages: kind, state, due time (UTC and buyer time), reason, result."""
-    with _database().sessions() as session:
-        record = timeline.build(session, _one_order(session, order_ref, shop_slug))
+    with database().sessions() as session:
+        record = timeline.build(session, one_order(session, order_ref, shop_slug))
     if as_json:
         click.echo(json.dumps(record, indent=2, ensure_ascii=False))
     else:
         click.echo(timeline.as_text(record), nl=False)
-
-
-def _one_order(session: Session, order_ref: str, shop_slug: str | None) -> Order:
-    """The order a command names, or a ClickException saying why there is not exactly one."""
-    orders = timeline.find_orders(session, order_ref, shop_slug)
-    if not orders:
-        raise click.ClickException(
-            f"no order {order_ref!r}" + (f" in shop {shop_slug}" if shop_slug else "")
-        )
-    if len(orders) > 1:
-        slugs = ", ".join(sorted({order.shop.slug for order in orders}))
-        raise click.ClickException(
-            f"order {order_ref!r} exists in several shops ({slugs}); add --shop"
-        )
-    return orders[0]
 
 
 @notifier_group.command("preview")
@@ -354,7 +244,7 @@ def demo_command(locale: str, url: str | None) -> None:
     """Replay sample journeys (four buyers, four countries) through the signed webhook endpoints."""
     from notifier import demo, serve
 
-    svc = _database()
+    svc = database()
     app = current_app._get_current_object()  # type: ignore[attr-defined]
 
     def leave_it_to_the_service() -> None:
@@ -386,114 +276,14 @@ def demo_command(locale: str, url: str | None) -> None:
     )
 
 
-@notifier_group.group("agent")
-def agent_group() -> None:
-    """Support agents who sign in to the console at /console/."""
-
-
-@agent_group.command("add")
-@click.argument("email")
-@click.option(
-    "--shop",
-    "shop_slugs",
-    multiple=True,
-    help="A shop the agent may see (repeat for several). None: every shop (an administrator).",
-)
-@click.option(
-    "--password-file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Read the password from this file instead of asking for it twice.",
-)
-def agent_add_command(email: str, shop_slugs: tuple[str, ...], password_file: Path | None) -> None:
-    """Add an agent. The password is kept only as an argon2id hash."""
-    from notifier.console import accounts
-
-    if password_file is not None:
-        password = password_file.read_text().rstrip("\r\n")
-    else:
-        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    svc = _database()
-    try:
-        with svc.sessions.begin() as session:
-            agent = accounts.add_agent(session, email, password, list(shop_slugs), svc.clock.now())
-            seen = "every shop" if agent.all_shops else ", ".join(s.slug for s in agent.shops)
-            address = agent.email
-    except accounts.AccountError as error:
-        raise click.ClickException(str(error)) from error
-    click.echo(f"added agent {address} (sees {seen}); sign in at /console/login")
-
-
-@agent_group.command("list")
-def agent_list_command() -> None:
-    """Every agent and the shops each sees."""
-    from notifier.models import Agent
-
-    with _database().sessions() as session:
-        agents = list(session.scalars(select(Agent).order_by(Agent.email)))
-        rows = [
-            (a.email, "every shop" if a.all_shops else ", ".join(s.slug for s in a.shops))
-            for a in agents
-        ]
-    if not rows:
-        click.echo("no agents yet; add one with `notifier agent add EMAIL`")
-    for email, seen in rows:
-        click.echo(f"{email}\t{seen}")
-
-
-@notifier_group.group("token")
-def token_group() -> None:
-    """Helpdesk API tokens, one shop each (GET /api/v1/orders/SHOP/ORDER/timeline)."""
-
-
-@token_group.command("add")
-@click.argument("slug")
-@click.option("--label", help="Who uses it, e.g. zendesk.")
-def token_add_command(slug: str, label: str | None) -> None:
-    """Make a token for a shop and print it once: only its SHA-256 is kept."""
-    from notifier import api
-
-    svc = _database()
-    with svc.sessions.begin() as session:
-        shop = session.scalar(select(Shop).where(Shop.slug == slug))
-        if shop is None:
-            raise click.ClickException(f"no shop named {slug!r}")
-        token = api.add_token(session, shop, label, svc.clock.now())
-    click.echo(token)
-    click.echo(
-        f"the API token for {slug}, shown this once: send it as `Authorization: Bearer <token>`",
-        err=True,
-    )
-
-
-@token_group.command("list")
-def token_list_command() -> None:
-    """Every token by id, shop, label and creation time (never the token itself)."""
-    from notifier.models import ApiToken
-
-    with _database().sessions() as session:
-        rows = session.execute(
-            select(ApiToken.id, Shop.slug, ApiToken.label, ApiToken.created_at)
-            .join(Shop, Shop.id == ApiToken.shop_id)
-            .order_by(ApiToken.id)
-        ).all()
-    if not rows:
-        click.echo("no API tokens yet; add one with `notifier token add SLUG`")
-    for row in rows:
-        click.echo(f"{row.id}\t{row.slug}\t{row.label or '-'}\t{row.created_at.isoformat()}")
-
-
-@token_group.command("revoke")
-@click.argument("token_id", type=int)
-def token_revoke_command(token_id: int) -> None:
-    """Stop a token from working at once (ids from `notifier token list`)."""
-    from notifier.models import ApiToken
-
-    with _database().sessions.begin() as session:
-        token = session.get(ApiToken, token_id)
-        if token is None:
-            raise click.ClickException(f"no API token {token_id}")
-        session.delete(token)
-    click.echo(f"revoked API token {token_id}")
+for command in (
+    cli_trail.ledger_group,
+    cli_trail.evidence_command,
+    cli_trail.buyer_group,
+    cli_access.agent_group,
+    cli_access.token_group,
+):
+    notifier_group.add_command(command)
 
 
 def main() -> None:

@@ -41,7 +41,7 @@ from notifier.models import (
     Shop,
 )
 from notifier.problems import Problem
-from notifier.sources import aftership
+from notifier.sources import aftership, aftership_steps
 
 from .conftest import post_shopify, services, shopify_order
 
@@ -600,7 +600,7 @@ def test_the_courier_destination_stands_in_for_a_missing_destination() -> None:
 
 
 def test_every_iso_country_has_an_alpha3_code() -> None:
-    known = {aftership.alpha2(code) for code in aftership._alpha3_table()}
+    known = {aftership_steps.alpha2(code) for code in aftership_steps.alpha3_table()}
 
     assert {code.upper() for code in pytz.country_names} <= known
 
