@@ -105,7 +105,12 @@ def service(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
         yield base, env
     finally:
         process.terminate()
-        process.wait(timeout=30)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            # The browser may still hold keep-alive connections open; the test is over.
+            process.kill()
+            process.wait(timeout=15)
 
 
 def _query(env: dict[str, str], sql: str, **params: Any) -> list[Any]:
