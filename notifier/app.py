@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from flask import Flask
 from notifier import config, ledger, metrics, problems
 from notifier.clock import Clock, SystemClock
 from notifier.db import make_engine, make_sessionmaker
+from notifier.links import BuyerLinks
 from notifier.rendering import Renderer
 from notifier.services import Services
 
@@ -37,24 +39,34 @@ def create_app(test_config: dict[str, Any] | None = None, *, clock: Clock | None
     sessions = make_sessionmaker(engine)
     metrics.install(sessions)  # before the ledger's hook, which consumes the notes it counts
     ledger.install(sessions)
+    clock = clock or SystemClock()
     app.extensions["notifier"] = Services(
         engine=engine,
         sessions=sessions,
-        clock=clock or SystemClock(),
+        clock=clock,
         renderer=Renderer(
             Path(app.config["TEMPLATES_PATH"]), Path(app.config["TRANSLATIONS_PATH"])
+        ),
+        links=BuyerLinks(
+            app.config["SECRET_KEY"],
+            app.config["PUBLIC_URL"],
+            clock,
+            survey_valid=timedelta(days=int(app.config["SURVEY_LINK_DAYS"])),
+            unsubscribe_valid=timedelta(days=int(app.config["UNSUBSCRIBE_LINK_DAYS"])),
         ),
     )
 
     problems.register(app)
-    from notifier import api, console, health, openapi, webhooks
+    from notifier import api, buyer, console, health, openapi, provider_hooks, webhooks
     from notifier.cli import notifier_group
 
     app.register_blueprint(webhooks.bp)
+    app.register_blueprint(provider_hooks.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(api.bp)
+    buyer.init_app(app)
     console.init_app(app)
     app.cli.add_command(notifier_group)
     if not app.debug and not logging.getLogger().handlers:

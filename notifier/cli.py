@@ -13,7 +13,7 @@ from flask import current_app
 from flask.cli import AppGroup, ScriptInfo
 from sqlalchemy import select
 
-from notifier import cli_access, cli_trail, migrate, mime, shops, timeline
+from notifier import cli_access, cli_mail, cli_trail, migrate, mime, shops, timeline
 from notifier.cli_support import database, one_order
 from notifier.models import Platform, Shop
 from notifier.samples import SAMPLES
@@ -282,6 +282,7 @@ for command in (
     cli_trail.buyer_group,
     cli_access.agent_group,
     cli_access.token_group,
+    cli_mail.suppression_group,
 ):
     notifier_group.add_command(command)
 

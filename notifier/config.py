@@ -22,6 +22,11 @@ DEFAULTS: dict[str, Any] = {
     # How often a running dispatcher checkpoints the heads of the ledger's chains.
     "LEDGER_CHECKPOINT_SECONDS": 3600,
     "MAIL_TIMEOUT_SECONDS": 30,
+    # Where buyers and shop staff reach this service: the base of links in emails (/b/, /console/).
+    "PUBLIC_URL": "http://127.0.0.1:8000",
+    # How long a survey link takes answers, and an unsubscribe link works, after the email left.
+    "SURVEY_LINK_DAYS": 30,
+    "UNSUBSCRIBE_LINK_DAYS": 365,
     "TEMPLATES_PATH": str(PROJECT_ROOT / "templates"),
     "TRANSLATIONS_PATH": str(PROJECT_ROOT / "translations"),
     # The agent console's session cookie (Secure too, unless plain http on loopback: see
@@ -34,6 +39,14 @@ DEFAULTS: dict[str, Any] = {
     "CONSOLE_LOGIN_MAX_FAILURES": 5,
     "CONSOLE_LOGIN_WINDOW_SECONDS": 15 * 60,
     "CONSOLE_NOTE_MAX_CHARS": 4000,
+    # Email providers' reports (notifier.provider_hooks). Mailgun: the "HTTP webhook signing key";
+    # a signature whose timestamp is further than this from now is refused.
+    "MAILGUN_WEBHOOK_SIGNING_KEY": "",
+    "MAILGUN_WEBHOOK_TOLERANCE_SECONDS": 15 * 60,
+    # SES via SNS: the topic ARNs (comma-separated) to hear, and where signing certificates and
+    # subscription confirmations may be fetched from (SNS's own hosts only).
+    "SES_TOPIC_ARNS": "",
+    "SNS_CERT_URL_PATTERN": r"^https://sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/",
 }
 
 

@@ -19,8 +19,10 @@ from email.utils import parseaddr
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from notifier import ledger, metrics, mime, outbox
+from notifier import ledger, metrics, mime, outbox, suppression
 from notifier.clock import Clock
+from notifier.kinds import KINDS
+from notifier.links import BuyerLinks
 from notifier.models import Delivery, DeliveryOutcome, Message, MessageState, Order
 from notifier.rendering import Renderer
 from notifier.transports import (
@@ -55,10 +57,11 @@ class Outcome:
     sent: int = 0
     retried: int = 0
     failed: int = 0
+    suppressed: int = 0
 
     @property
     def handled(self) -> int:
-        return self.sent + self.retried + self.failed
+        return self.sent + self.retried + self.failed + self.suppressed
 
 
 class Dispatcher:
@@ -74,6 +77,7 @@ class Dispatcher:
         lease: timedelta = timedelta(minutes=2),
         retry: RetryPolicy | None = None,
         housekeeping: Callable[[], None] | None = None,
+        links: BuyerLinks | None = None,
     ) -> None:
         self.sessions = sessions
         self.transport = transport
@@ -85,6 +89,8 @@ class Dispatcher:
         self.retry = retry or RetryPolicy()
         # Periodic work that rides on the dispatch loop (ledger checkpoints); never sends.
         self.housekeeping = housekeeping
+        # Signs the survey's answer and unsubscribe links; only marketing kinds need it.
+        self.links = links
 
     def run_once(self) -> Outcome:
         """Send every message due now, batch after batch, until none is left."""
@@ -128,9 +134,20 @@ class Dispatcher:
                 select(func.count()).select_from(Delivery).where(Delivery.message_id == message.id)
             )
             sender, reply_to = message.shop.sender, message.shop.support_email
+            marketing = not KINDS[message.kind].transactional
+            if marketing:
+                sender = message.shop.settings.get("survey", {}).get("sender", sender)
+            blocked = suppression.blocking(
+                session, message.shop_id, message.recipient, transactional=not marketing
+            )
+            refusal = suppression.describe(blocked) if blocked else None
+        now = self.clock.now()
+        if refusal is not None:  # checked at send time: an unsubscribe counts until the last moment
+            self._suppress(message.id, claim, refusal, now)
+            total.suppressed += 1
+            return
         # An attempt that left no record died mid-way: the server may already have the message.
         possible_resend = (recorded or 0) < claim.attempt - 1
-        now = self.clock.now()
         if claim.attempt > self.retry.max_attempts:
             gave_up = PermanentFailure(f"gave up: {claim.attempt - 1} attempts did not finish")
             self._finish(message.id, now, None, None, gave_up, claim, False)
@@ -170,9 +187,15 @@ class Dispatcher:
             total.failed += 1
 
     def _build(self, message: Message, sender: str, reply_to: str | None, now: datetime) -> bytes:
-        rendered = self.renderer.render(
-            message.kind, message.context, message.locale, message.timezone
-        )
+        context, unsubscribe = message.context, None
+        if not KINDS[message.kind].transactional:
+            if self.links is None:
+                raise ValueError(f"{message.kind} needs signed links, and no signer was given")
+            answer_to = reply_to or parseaddr(sender)[1]
+            links = self.links.survey_links(message.id, message.shop_id, answer_to)
+            context = {**context, "links": links}
+            unsubscribe = (links["unsubscribe"], links["unsubscribe_mailto"])
+        rendered = self.renderer.render(message.kind, context, message.locale, message.timezone)
         envelope = mime.Envelope(
             sender=sender,
             recipient=message.recipient,
@@ -180,8 +203,23 @@ class Dispatcher:
             reply_to=reply_to,
             message_id=message.rfc_message_id,
             date=now,
+            unsubscribe=unsubscribe,
         )
         return mime.build(rendered, envelope)
+
+    def _suppress(self, message_id: str, claim: outbox.Claim, reason: str, now: datetime) -> None:
+        """End a claimed message unsent: its address is on the shop's suppression list."""
+        with self.sessions.begin() as session:
+            order_id = session.scalar(select(Message.order_id).where(Message.id == message_id))
+            session.execute(select(Order.id).where(Order.id == order_id).with_for_update())
+            message = session.get(Message, message_id, with_for_update=True)
+            assert message is not None
+            if message.lease_owner != self.worker or message.attempts != claim.attempt:
+                return
+            message.lease_owner = None
+            message.lease_until = None
+            outbox.end(session, message, MessageState.SUPPRESSED, reason, now)
+            log.info("message %s (%s) suppressed: %s", message_id, message.kind, reason)
 
     def _finish(
         self,

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from notifier import ledger, outbox
@@ -24,6 +24,8 @@ from notifier.models import (
     Message,
     MessageState,
     Order,
+    ProviderEvent,
+    SurveyAnswer,
 )
 
 ERASED_RECIPIENT = "erased@erased.invalid"
@@ -83,6 +85,17 @@ def _scrub(session: Session, order: Order, now: datetime) -> None:
         message.recipient = ERASED_RECIPIENT
         message.recipient_name = None
         message.context = {}
+    # What the buyer wrote goes; the score stays (it names no one).
+    session.execute(
+        update(SurveyAnswer).where(SurveyAnswer.order_id == order.id).values(comment=None)
+    )
+    session.execute(
+        update(ProviderEvent)
+        .where(ProviderEvent.message_id.in_(select(Message.id).where(Message.order_id == order.id)))
+        .values(recipient=None)
+    )
+    # The suppression list keeps the address on purpose: it is how the buyer's "no more mail"
+    # is still honoured after the erasure (the legal basis for keeping that one fact).
     order.buyer_email = None
     order.buyer_name = None
     order.details = {

@@ -35,6 +35,8 @@ class Buyer:
     name: str | None = None
     locale_tag: str | None = None
     timezone: str | None = None
+    # Marketing email (the survey counts as such): True agreed, False refused, None never asked.
+    accepts_marketing: bool | None = None
 
 
 @dataclass(frozen=True)

@@ -26,13 +26,13 @@ from sqlalchemy.orm import Session
 from notifier import ledger
 from notifier.config import PROJECT_ROOT
 from notifier.models import (
+    HANDED_OVER_STATES,
     Delivery,
     DeliveryOutcome,
     InboundEvent,
     LedgerContent,
     LedgerEntry,
     Message,
-    MessageState,
     Order,
 )
 
@@ -109,7 +109,7 @@ def _sent_emails(session: Session, order: Order) -> list[tuple[Message, Delivery
         .join(Delivery, Delivery.message_id == Message.id)
         .where(
             Message.order_id == order.id,
-            Message.state == MessageState.SENT,
+            Message.state.in_(HANDED_OVER_STATES),
             Delivery.outcome == DeliveryOutcome.ACCEPTED,
         )
         .order_by(Delivery.handed_at, Delivery.id)

@@ -161,5 +161,5 @@ def _details(snapshot: OrderSnapshot) -> dict[str, Any]:
     details: dict[str, Any] = plain(asdict(snapshot))
     for item, source in zip(details["line_items"], snapshot.line_items, strict=True):
         item["line_total"] = str(source.unit_price * source.quantity)
-    details.pop("buyer")
+    details["buyer_accepts_marketing"] = details.pop("buyer")["accepts_marketing"]
     return details

@@ -110,6 +110,13 @@ JOURNEY_STEPS = (
 )
 
 
+def survey_context(
+    order: Order, shop: Shop, shipment: Shipment | None = None, news: News | None = None
+) -> Context:
+    """The order and when it arrived; the answer links are signed when the email is built."""
+    return {**order_context(order, shop), "survey": {"delivered_at": (news or {}).get("at")}}
+
+
 ORDER_CONFIRMATION = Kind("order_confirmation", transactional=True, build_context=order_context)
 ORDER_CANCELLED = Kind("order_cancelled", transactional=True, build_context=cancellation_context)
 SHIPMENT_KINDS = (
@@ -125,12 +132,19 @@ SHIPMENT_KINDS = (
     "shipment_delayed",
 )
 
+# Marketing in the law's eyes: needs consent, carries an unsubscribe, honours the opt-out.
+DELIVERY_SURVEY = Kind("delivery_survey", transactional=False, build_context=survey_context)
+# To the shop's support address, not the buyer: its context is built by notifier.survey.
+SURVEY_ALERT = Kind("survey_alert", transactional=True, build_context=order_context)
+
 # Kinds whose templates exist; journeys may only plan these.
 KINDS: dict[str, Kind] = {
     kind.name: kind
     for kind in (
         ORDER_CONFIRMATION,
         ORDER_CANCELLED,
+        DELIVERY_SURVEY,
+        SURVEY_ALERT,
         *(
             Kind(name, transactional=True, build_context=shipment_context)
             for name in SHIPMENT_KINDS

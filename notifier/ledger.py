@@ -342,3 +342,11 @@ def note_agent_note(
         return order_id, shop_id, f"order {order_id}", {"author": author_email, "text": text}
 
     _notes(session).append(_Note("note", build, at))
+
+
+def note(session: Session, kind: str, build: Callable[[], Built], at: datetime) -> None:
+    """Any other fact for the record (a suppression, a survey answer, a provider's report).
+
+    `build` runs just before commit, when the rows it describes have their ids.
+    """
+    _notes(session).append(_Note(kind, build, at))

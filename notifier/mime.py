@@ -31,6 +31,8 @@ class Envelope:
     reply_to: str | None
     message_id: str
     date: datetime
+    # RFC 8058 one-click unsubscribe (an https URL) and its mailto: twin, on marketing mail only.
+    unsubscribe: tuple[str, str] | None = None
 
 
 # Embeddings, overrides and isolates reorder what a mail client shows; joiners, soft hyphens
@@ -85,6 +87,32 @@ def parse_mailbox(name: str, value: str) -> tuple[str, str]:
     return display_name, addr_spec
 
 
+class LinksHeader(str):
+    """URLs in angle brackets (RFC 2369), folded between them and never into encoded words.
+
+    The policy would fold a long URL into RFC 2047 encoded words, which no mail client reads
+    in a List-Unsubscribe; a header object with its own `fold` is the policy's way to say how.
+    """
+
+    MAX_URL = 900  # each on its own line, well inside RFC 5322's 998
+
+    name: str
+    urls: tuple[str, ...]
+
+    def __new__(cls, name: str, urls: tuple[str, ...]) -> LinksHeader:
+        for url in urls:
+            _checked(name, url)
+            if len(url) > cls.MAX_URL or not url.isascii() or any(c in url for c in " <>,"):
+                raise HeaderRefused(f"{name} cannot carry this URL: {url!r}")
+        header = super().__new__(cls, ", ".join(f"<{url}>" for url in urls))
+        header.name, header.urls = name, urls
+        return header
+
+    def fold(self, *, policy: policy.Policy) -> str:
+        separator = "," + policy.linesep + " "
+        return f"{self.name}: {separator.join(f'<{url}>' for url in self.urls)}{policy.linesep}"
+
+
 def build(rendered: RenderedEmail, envelope: Envelope) -> bytes:
     """The multipart/alternative message, CRLF line endings, exactly as handed to a transport."""
     sender_name, sender_address = parse_mailbox("From", envelope.sender)
@@ -101,6 +129,10 @@ def build(rendered: RenderedEmail, envelope: Envelope) -> bytes:
     msg["X-Notifier-Message-Id"] = envelope.message_id
     msg["Auto-Submitted"] = "auto-generated"
     expected.append("Auto-Submitted")
+    if envelope.unsubscribe:
+        msg["List-Unsubscribe"] = LinksHeader("List-Unsubscribe", envelope.unsubscribe)
+        msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        expected += ["List-Unsubscribe", "List-Unsubscribe-Post"]
     msg.set_content(rendered.text, cte="quoted-printable")
     msg.add_alternative(rendered.html, subtype="html", cte="quoted-printable")
     raw = msg.as_bytes()

@@ -85,9 +85,38 @@ class MessageState(enum.StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     SUPERSEDED = "superseded"
+    # Never sent: no consent for a survey, or the address is on the shop's suppression list.
+    SUPPRESSED = "suppressed"
+    # After the hand-over, as the email provider later reports it.
+    DELIVERED = "delivered"
+    BOUNCED = "bounced"
+    COMPLAINED = "complained"
 
 
 PENDING_STATES = (MessageState.SCHEDULED, MessageState.SENDING, MessageState.RETRY)
+# Handed to the transport and accepted; what the provider said afterwards may refine it.
+HANDED_OVER_STATES = (
+    MessageState.SENT,
+    MessageState.DELIVERED,
+    MessageState.BOUNCED,
+    MessageState.COMPLAINED,
+)
+
+
+class SuppressionReason(enum.StrEnum):
+    UNSUBSCRIBED = "unsubscribed"  # from surveys only: transactional news keeps flowing
+    HARD_BOUNCE = "hard_bounce"  # the address does not exist: nothing is sent to it
+    COMPLAINT = "complaint"  # marked as spam: nothing is sent to it
+    AGENT = "agent"  # an agent stopped all mail to the address, with a reason
+
+
+class ProviderVerdict(enum.StrEnum):
+    """What an email provider reported about a message after accepting it."""
+
+    DELIVERED = "delivered"
+    DEFERRED = "deferred"  # a soft bounce the provider keeps retrying: for the record only
+    BOUNCED = "bounced"
+    COMPLAINED = "complained"
 
 
 class DeliveryOutcome(enum.StrEnum):
@@ -278,7 +307,7 @@ class Delivery(Base):
     possible_resend: Mapped[bool] = mapped_column(default=False)
     outcome: Mapped[DeliveryOutcome] = mapped_column(_by_value(DeliveryOutcome))
     response: Mapped[str] = mapped_column(Text)
-    provider_message_id: Mapped[str | None] = mapped_column(String(400))
+    provider_message_id: Mapped[str | None] = mapped_column(String(400), index=True)
 
     raw_content: Mapped[LedgerContent | None] = relationship(
         primaryjoin="foreign(Delivery.raw_sha256) == LedgerContent.sha256",
@@ -290,6 +319,56 @@ class Delivery(Base):
     def raw(self) -> bytes | None:
         """The email exactly as handed over, or None once erased at the buyer's request."""
         return self.raw_content.content if self.raw_content else None
+
+
+class Suppression(Base):
+    """An address a shop must not write to (all mail, or surveys only), and why; lifted, not deleted."""
+
+    __tablename__ = "suppressions"
+    __table_args__ = (Index("ix_suppressions_shop_id_address", "shop_id", "address"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id"))
+    address: Mapped[str] = mapped_column(String(320))  # lower-case
+    reason: Mapped[SuppressionReason] = mapped_column(_by_value(SuppressionReason))
+    detail: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(200))  # "buyer", "mailgun", "agent a@shop.example"
+    message_id: Mapped[str | None] = mapped_column(ForeignKey("messages.id"))
+    created_at: Mapped[datetime]
+    lifted_at: Mapped[datetime | None]
+    lifted_by: Mapped[str | None] = mapped_column(String(200))
+
+
+class SurveyAnswer(Base):
+    """One answer to a delivery survey; a later answer shows instead, both stay."""
+
+    __tablename__ = "survey_answers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[str] = mapped_column(ForeignKey("messages.id"), index=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id"))
+    score: Mapped[int]
+    comment: Mapped[str | None] = mapped_column(Text)
+    answered_at: Mapped[datetime]
+
+
+class ProviderEvent(Base):
+    """A report from an email provider (delivered, bounced, complained) about a message it took."""
+
+    __tablename__ = "provider_events"
+    __table_args__ = (UniqueConstraint("provider", "provider_event_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider: Mapped[str] = mapped_column(String(20))
+    provider_event_id: Mapped[str] = mapped_column(String(200))
+    provider_message_id: Mapped[str | None] = mapped_column(String(400), index=True)
+    message_id: Mapped[str | None] = mapped_column(ForeignKey("messages.id"), index=True)
+    verdict: Mapped[ProviderVerdict] = mapped_column(_by_value(ProviderVerdict))
+    recipient: Mapped[str | None] = mapped_column(String(320))
+    detail: Mapped[str] = mapped_column(Text)
+    occurred_at: Mapped[datetime]
+    received_at: Mapped[datetime]
 
 
 class LedgerEntry(Base):

@@ -12,6 +12,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify
 from pydantic import BaseModel
 
+from notifier.provider_reports.ses import SNSMessage
 from notifier.sources.aftership import AfterShipDelivery
 from notifier.sources.shopify import (
     FULFILLMENT_EVENT_TOPIC,
@@ -68,6 +69,65 @@ def _responses() -> dict[str, Any]:
     }
 
 
+def _provider_responses() -> dict[str, Any]:
+    problem = {"application/problem+json": {"schema": {"$ref": REF.format(model="Problem")}}}
+    receipt = {"schema": {"$ref": REF.format(model="ProviderReceipt")}}
+    return {
+        "200": {
+            "description": "Stored and applied (accepted), received before (duplicate), not a "
+            "delivery report or about no message of ours (ignored), or a subscription confirmed.",
+            "content": {"application/json": receipt},
+        },
+        "400": {
+            "description": "Body not JSON, or an unknown SNS message type.",
+            "content": problem,
+        },
+        "401": {
+            "description": "Missing or wrong signature, stale timestamp, untrusted certificate.",
+            "content": problem,
+        },
+        "403": {"description": "Not set up, or a topic not listed.", "content": problem},
+        "409": {"description": "Raced with a twin; retry.", "content": problem},
+        "413": {"description": "Body over 1 MiB.", "content": problem},
+        "422": {"description": "Valid JSON that does not fit the format.", "content": problem},
+        "503": {
+            "description": "Database, signing certificate or SubscribeURL unavailable; retry.",
+            "content": problem,
+        },
+    }
+
+
+def _mailgun_body() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["signature", "event-data"],
+        "properties": {
+            "signature": {
+                "type": "object",
+                "required": ["timestamp", "token", "signature"],
+                "properties": {
+                    "timestamp": {"type": "string"},
+                    "token": {"type": "string"},
+                    "signature": {"type": "string"},
+                },
+            },
+            "event-data": {
+                "type": "object",
+                "required": ["id", "event", "timestamp"],
+                "properties": {
+                    "id": {"type": "string"},
+                    "event": {"type": "string"},
+                    "timestamp": {"type": "number"},
+                    "severity": {"type": "string", "enum": ["permanent", "temporary"]},
+                    "recipient": {"type": "string"},
+                    "message": {"type": "object"},
+                    "delivery-status": {"type": "object"},
+                },
+            },
+        },
+    }
+
+
 def document() -> dict[str, Any]:
     components: dict[str, Any] = {
         "Problem": {
@@ -93,6 +153,32 @@ def document() -> dict[str, Any]:
                 },
             },
         },
+        "ProviderReceipt": {
+            "type": "object",
+            "required": ["status", "detail"],
+            "properties": {
+                "status": {
+                    "type": "string",
+                    "enum": ["accepted", "ignored", "duplicate", "confirmed"],
+                },
+                "detail": {"type": "string"},
+                "reports": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["event_id", "status", "detail"],
+                        "properties": {
+                            "event_id": {"type": "string"},
+                            "status": {
+                                "type": "string",
+                                "enum": ["accepted", "ignored", "duplicate"],
+                            },
+                            "detail": {"type": "string"},
+                        },
+                    },
+                },
+            },
+        },
         "Receipt": {
             "type": "object",
             "required": ["status", "event_id", "delivery_id", "received_at", "detail"],
@@ -110,6 +196,7 @@ def document() -> dict[str, Any]:
     shopify_topics = (*ORDER_TOPICS, *FULFILLMENT_TOPICS, FULFILLMENT_EVENT_TOPIC)
     woocommerce_body = _schema(WooCommerceOrder, components)
     aftership_body = _schema(AfterShipDelivery, components)
+    sns_body = _schema(SNSMessage, components)
     shop_slug = {
         "name": "shop",
         "in": "path",
@@ -217,6 +304,37 @@ def document() -> dict[str, Any]:
                             },
                         },
                     },
+                }
+            },
+            "/webhooks/mail/mailgun": {
+                "post": {
+                    "summary": "Mailgun's event webhook: delivered, failed, complained",
+                    "description": "Signed in the body: `signature.signature` is the hex "
+                    "HMAC-SHA256 of `timestamp` + `token` under the webhook signing key "
+                    "(NOTIFIER_MAILGUN_WEBHOOK_SIGNING_KEY); timestamps more than 15 minutes "
+                    "away are refused. A permanent failure bounces the message and suppresses "
+                    "the address for its shop; a complaint does too; other events are answered "
+                    "as ignored. Redeliveries (same event-data.id) change nothing.",
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _mailgun_body()}},
+                    },
+                    "responses": _provider_responses(),
+                }
+            },
+            "/webhooks/mail/ses": {
+                "post": {
+                    "summary": "Amazon SES events through an Amazon SNS subscription",
+                    "description": "The SNS message (sent as text/plain) is verified as AWS "
+                    "documents, with the certificate at SigningCertURL on an SNS host, and must "
+                    "come from a topic in NOTIFIER_SES_TOPIC_ARNS. A SubscriptionConfirmation is "
+                    "confirmed; a Notification carries SES's Delivery, Bounce, Complaint or "
+                    "DeliveryDelay event, one report per recipient.",
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": sns_body}},
+                    },
+                    "responses": _provider_responses(),
                 }
             },
         },

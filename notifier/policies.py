@@ -2,7 +2,8 @@
 
 A shop's `settings` hold only its departures from the defaults:
 `{"windows": {"delivered": "10:00-20:00"}, "off": ["shipment_delayed"],
-"survey": {"delay_days": 5, "skip_weekends": true}}`.
+"survey": {"delay_days": 5, "skip_weekends": true, "consent": "existing_customer",
+"sender": "Lumen <survey@lumen.example>"}}`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Any
 
 import holidays
 
+from notifier import consent
+from notifier.mime import HeaderRefused, parse_mailbox
 from notifier.planner import DayRule, Window
 
 
@@ -45,6 +48,8 @@ DEFAULTS: dict[str, Policy] = {
     "shipment_exception": Policy(_daytime(9, 21)),
     "shipment_delayed": Policy(_daytime(10, 20)),
     "delivery_survey": Policy(_daytime(18, 20), delay=timedelta(days=3), skip_holidays=True),
+    # To the shop's own support inbox, at once: an unhappy buyer is answered before a dispute.
+    "survey_alert": Policy(None),
 }
 SURVEY = "delivery_survey"
 # No carrier news for this long while a parcel travels: the buyer gets a reassurance.
@@ -93,6 +98,14 @@ def apply_setting(settings: dict[str, Any], key: str, value: str) -> dict[str, A
         updated.setdefault("survey", {})["delay_days"] = int(value)
     elif key == "survey.skip_weekends" and value in ("true", "false"):
         updated.setdefault("survey", {})["skip_weekends"] = value == "true"
+    elif key == "survey.consent" and value in consent.MODES:
+        updated.setdefault("survey", {})["consent"] = value
+    elif key == "survey.sender":
+        try:
+            parse_mailbox("survey.sender", value)
+        except HeaderRefused as error:
+            raise SettingError(str(error)) from error
+        updated.setdefault("survey", {})["sender"] = value
     elif key == "stall.days" and value.isdigit() and 1 <= int(value) <= 60:
         updated.setdefault("stall", {})["days"] = int(value)
     else:

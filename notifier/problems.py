@@ -6,7 +6,8 @@ import logging
 from typing import Any
 
 from flask import Flask, Response, json, request
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -62,8 +63,9 @@ def _from_http_exception(error: HTTPException) -> Response:
     return problem_response(Problem(status, error.name, detail, headers=headers))
 
 
-def _database_unavailable(error: OperationalError) -> Response:
-    log.error("database unavailable: %s", error.orig)
+def _database_unavailable(error: OperationalError | DBAPIError | PoolTimeout) -> Response:
+    """Down, restarting, locked, or every pooled connection busy: nothing stored, retry later."""
+    log.error("database unavailable: %s", getattr(error, "orig", None) or error)
     return problem_response(
         Problem(
             503,
@@ -72,6 +74,13 @@ def _database_unavailable(error: OperationalError) -> Response:
             headers={"Retry-After": "30"},
         )
     )
+
+
+def _database_error(error: DBAPIError) -> Response:
+    """A connection found dead mid-request (any DB-API class) is an outage; other errors are bugs."""
+    if error.connection_invalidated:
+        return _database_unavailable(error)
+    return _unexpected(error)
 
 
 def _unexpected(error: Exception) -> Response:
@@ -85,4 +94,6 @@ def register(app: Flask) -> None:
     app.register_error_handler(Problem, problem_response)
     app.register_error_handler(HTTPException, _from_http_exception)
     app.register_error_handler(OperationalError, _database_unavailable)
+    app.register_error_handler(DBAPIError, _database_error)
+    app.register_error_handler(PoolTimeout, _database_unavailable)
     app.register_error_handler(Exception, _unexpected)

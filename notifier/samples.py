@@ -112,6 +112,15 @@ SAMPLE_STALLED = shipment_sample(
 
 ACROSS = ("shipped", "departed_origin", "arrived_destination")  # the border crossed
 
+# As the dispatcher signs them when the email is built; these tokens are placeholders.
+SAMPLE_SURVEY_LINKS = {
+    "scores": {
+        str(n): f"https://notifier.example/b/survey/SAMPLE-TOKEN?score={n}" for n in range(1, 6)
+    },
+    "unsubscribe": "https://notifier.example/b/unsubscribe/SAMPLE-TOKEN",
+    "unsubscribe_mailto": "mailto:help@lumen.example?subject=unsubscribe%20SAMPLE-TOKEN",
+}
+
 SAMPLES: dict[str, dict[str, Any]] = {
     "order_confirmation": SAMPLE_ORDER,
     "order_cancelled": {**SAMPLE_ORDER, "cancellation": {"at": "2026-11-23T14:02:00+00:00"}},
@@ -138,4 +147,19 @@ SAMPLES: dict[str, dict[str, Any]] = {
         note="Shipment could not be located.",
     ),
     "shipment_delayed": SAMPLE_STALLED,
+    "delivery_survey": {
+        **SAMPLE_ORDER,
+        "survey": {"delivered_at": "2026-12-02T10:15:00+00:00"},
+        "links": SAMPLE_SURVEY_LINKS,
+    },
+    "survey_alert": {
+        **SAMPLE_ORDER,
+        "answer": {
+            "score": 2,
+            "comment": "The lamp arrived with a dented shade, and the box was open.",
+            "at": "2026-12-05T18:42:00+00:00",
+            "buyer_email": "anna.schmidt@example.de",
+        },
+        "console_url": "https://notifier.example/console/",
+    },
 }

@@ -77,6 +77,7 @@ def make_dispatcher(app: Flask, svc: Services) -> Dispatcher:
         lease=timedelta(seconds=config["DISPATCH_LEASE_SECONDS"]),
         retry=RetryPolicy(max_attempts=config["DISPATCH_MAX_ATTEMPTS"]),
         housekeeping=Checkpointer(svc, timedelta(seconds=config["LEDGER_CHECKPOINT_SECONDS"])),
+        links=svc.links,
     )
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from notifier.clock import Clock
+from notifier.links import BuyerLinks
 from notifier.rendering import Renderer
 
 
@@ -19,6 +20,7 @@ class Services:
     sessions: sessionmaker[Session]
     clock: Clock
     renderer: Renderer
+    links: BuyerLinks
     # Set after a commit that planned mail, so an in-process dispatcher sends without waiting.
     wake_dispatcher: threading.Event = field(default_factory=threading.Event)
 

@@ -19,7 +19,7 @@ import pytz
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from notifier import outbox, policies
+from notifier import outbox, policies, survey
 from notifier.events import Milestone, Reached, ShipmentUpdated
 from notifier.kinds import KINDS, News
 from notifier.models import Message, MessageState, Order, OrderStatus, Shipment, Shop
@@ -145,6 +145,14 @@ def _advance(
     if stall.message is not None:
         outcome.planned.append(stall.message)
     outcome.detail = f"{outcome.detail}; {stall.detail}"
+    arrived = [step for step in fresh if step.milestone is Milestone.DELIVERED]
+    if arrived and shipment.milestone == Milestone.DELIVERED:
+        asked = survey.plan_after_delivery(
+            session, shop=shop, order=order, delivered_at=arrived[0].at, now=now, locales=locales
+        )
+        if asked.message is not None:
+            outcome.planned.append(asked.message)
+        outcome.detail = f"{outcome.detail}; {asked.detail}"
     return outcome
 
 

@@ -10,7 +10,8 @@ from babel.numbers import format_currency
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from notifier.models import Delivery, InboundEvent, Message, Order, Shop
+from notifier import suppression
+from notifier.models import Delivery, InboundEvent, Message, Order, Shop, SurveyAnswer
 
 
 class OrderNotFound(LookupError):
@@ -58,6 +59,12 @@ def build(session: Session, order: Order) -> dict[str, Any]:
     by_message: dict[str, list[Delivery]] = {}
     for delivery in deliveries:
         by_message.setdefault(delivery.message_id, []).append(delivery)
+    answers = session.scalars(
+        select(SurveyAnswer).where(SurveyAnswer.order_id == order.id).order_by(SurveyAnswer.id)
+    )
+    blocked = (
+        suppression.active(session, order.shop_id, order.buyer_email) if order.buyer_email else []
+    )
     zone = order.buyer_timezone
     return {
         "shop": order.shop.slug,
@@ -133,6 +140,12 @@ def build(session: Session, order: Order) -> dict[str, Any]:
             }
             for message in messages
         ],
+        # Every answer, oldest first: the last one is the one that counts.
+        "survey_answers": [
+            {"answered_at": _utc(a.answered_at), "score": a.score, "comment": a.comment}
+            for a in answers
+        ],
+        "suppressions": [suppression.describe(entry) for entry in blocked],
     }
 
 
@@ -145,9 +158,8 @@ def as_text(record: dict[str, Any]) -> str:
         f"  placed {order['placed_at']}, total {order['total']}",
     ]
     for flag in order["flags"]:
-        lines.append(
-            f"  FLAG {flag['flag']}: {flag['reason']} (parcel {flag['shipment']}, {flag['at']})"
-        )
+        parcel = f"parcel {flag['shipment']}, " if flag.get("shipment") else ""
+        lines.append(f"  FLAG {flag['flag']}: {flag.get('reason', '')} ({parcel}{flag['at']})")
     lines += ["", "Shipments:"]
     for parcel in record["shipments"]:
         lines.append(
@@ -185,4 +197,12 @@ def as_text(record: dict[str, Any]) -> str:
             lines.append(f"    last error: {message['last_error']}")
     if not record["messages"]:
         lines.append("  (none)")
+    if record["survey_answers"]:
+        lines += ["", "Survey answers:"]
+        for answer in record["survey_answers"]:
+            comment = f": {answer['comment']}" if answer["comment"] else ""
+            lines.append(f"  {answer['answered_at']}  {answer['score']} of 5{comment}")
+    if record["suppressions"]:
+        lines += ["", "Not emailed:"]
+        lines += [f"  {line}" for line in record["suppressions"]]
     return "\n".join(lines) + "\n"

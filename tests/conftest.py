@@ -195,7 +195,12 @@ def dispatch(app: Flask, mailbox: MemoryTransport) -> Callable[..., Outcome]:
     def run(transport: Transport | None = None, worker: str = "test-worker") -> Outcome:
         svc = services(app)
         dispatcher = Dispatcher(
-            svc.sessions, transport or mailbox, svc.renderer, svc.clock, worker=worker
+            svc.sessions,
+            transport or mailbox,
+            svc.renderer,
+            svc.clock,
+            worker=worker,
+            links=svc.links,
         )
         return dispatcher.run_once()
 

@@ -577,6 +577,7 @@ def test_the_console_script_and_flask_list_the_same_commands(tmp_path: Path) -> 
             "buyer",
             "agent",
             "token",
+            "suppression",
         }, done.stdout
 
 

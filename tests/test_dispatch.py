@@ -71,6 +71,7 @@ def smtp_transport(port: int) -> SMTPTransport:
 def dispatcher(app: Flask, transport: Any, **options: Any) -> Dispatcher:
     svc = services(app)
     options.setdefault("worker", "w1")
+    options.setdefault("links", svc.links)
     return Dispatcher(svc.sessions, transport, svc.renderer, svc.clock, **options)
 
 

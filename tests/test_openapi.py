@@ -40,5 +40,7 @@ def test_the_document_is_served_and_names_every_webhook_route(
             "/webhooks/standard/{shop}",
             "/webhooks/woocommerce/{shop}",
             "/webhooks/aftership/{shop}",
+            "/webhooks/mail/mailgun",
+            "/webhooks/mail/ses",
         }
     )

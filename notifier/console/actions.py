@@ -11,12 +11,12 @@ from sqlalchemy.orm import Session
 from notifier import ledger, outbox
 from notifier.kinds import KINDS
 from notifier.locales import Choice
-from notifier.models import Message, MessageState, Order
+from notifier.models import HANDED_OVER_STATES, Message, MessageState, Order
 from notifier.planner import Plan
 
 # A resend repeats news the buyer was sent (or that failed); pending or withdrawn news is not
 # the agent's to push out.
-RESENDABLE = frozenset({MessageState.SENT, MessageState.FAILED})
+RESENDABLE = frozenset({*HANDED_OVER_STATES, MessageState.FAILED})
 
 
 def add_note(session: Session, order: Order, author: str, text: str, at: datetime) -> None:

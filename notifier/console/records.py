@@ -30,6 +30,7 @@ from notifier.models import (
     Order,
     Shipment,
     Shop,
+    SurveyAnswer,
 )
 
 SEARCH_LIMIT = 50
@@ -332,6 +333,16 @@ def timeline(session: Session, order: Order) -> list[Row]:
         about = owner.message if owner else None
         loose.append(Row("entry", entry.recorded_at, ref, entry.kind, content, message=about))
     return sorted([*rows.values(), *loose], key=lambda row: row.sort_key)
+
+
+def latest_survey_answer(session: Session, order: Order) -> SurveyAnswer | None:
+    """The answer that counts now; earlier ones stay in the timeline."""
+    return session.scalar(
+        select(SurveyAnswer)
+        .where(SurveyAnswer.order_id == order.id)
+        .order_by(SurveyAnswer.answered_at.desc(), SurveyAnswer.id.desc())
+        .limit(1)
+    )
 
 
 # --- one message and the email it became -------------------------------------------------

@@ -29,12 +29,15 @@ from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
+from notifier import suppression
 from notifier.console import accounts, actions, bp, i18n, records, security
 from notifier.console.accounts import Viewer
 from notifier.console.i18n import gettext as _
+from notifier.kinds import KINDS
 from notifier.locales import negotiate
 from notifier.models import Agent, Message, Order
 from notifier.problems import Problem
+from notifier.samples import SAMPLE_SURVEY_LINKS
 from notifier.services import services
 
 PUBLIC = frozenset({"console.login", "console.static"})
@@ -223,6 +226,15 @@ def order_page(order_id: int) -> str:
     with svc.sessions() as db:
         order = _order(db, order_id)
         rows = records.timeline(db, order)
+        answer = records.latest_survey_answer(db, order)
+        blocked = (
+            [
+                suppression.describe(entry)
+                for entry in suppression.active(db, order.shop_id, order.buyer_email)
+            ]
+            if order.buyer_email
+            else []
+        )
     return render_template(
         "console/order.html",
         order=order,
@@ -235,6 +247,8 @@ def order_page(order_id: int) -> str:
         rows=rows,
         note_max=current_app.config["CONSOLE_NOTE_MAX_CHARS"],
         evidence=_evidence_available(),
+        answer=answer,
+        suppressions=blocked,
     )
 
 
@@ -253,9 +267,13 @@ def _chosen_rendering_locale() -> str:
 
 def _rendered(db: Session, view: records.MessageView, locale: str) -> tuple[Any, str | None]:
     """The same message rendered now in `locale`, for the agent: (RenderedEmail or None, error)."""
-    context = db.scalar(select(Message.context).where(Message.id == view.id))
+    context = db.scalar(select(Message.context).where(Message.id == view.id)) or {}
+    if not KINDS[
+        view.kind
+    ].transactional:  # placeholders: a real signed link would let an agent answer
+        context = {**context, "links": SAMPLE_SURVEY_LINKS}
     try:
-        return services().renderer.render(view.kind, context or {}, locale, view.timezone), None
+        return services().renderer.render(view.kind, context, locale, view.timezone), None
     except Exception as error:  # an erased or old context may no longer fit today's templates
         return None, str(error)
 

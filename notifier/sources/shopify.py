@@ -154,10 +154,15 @@ class _Address(Payload):
     country_code: Text = None
 
 
+class _MarketingConsent(Payload):
+    state: Text = None  # subscribed, not_subscribed, unsubscribed, pending, redacted, invalid
+
+
 class _Customer(Payload):
     first_name: Text = None
     last_name: Text = None
     email: OptionalEmail = None
+    email_marketing_consent: _MarketingConsent | None = None
 
 
 class ShopifyOrder(Payload):
@@ -183,6 +188,7 @@ class ShopifyOrder(Payload):
     shipping_address: _Address | None = None
     billing_address: _Address | None = None
     customer: _Customer | None = None
+    buyer_accepts_marketing: bool | None = None
     order_status_url: Text = None
 
 
@@ -236,6 +242,7 @@ def _snapshot(order: ShopifyOrder) -> OrderSnapshot:
             or (order.customer.email if order.customer else None),
             name=_buyer_name(order),
             locale_tag=order.customer_locale,
+            accepts_marketing=_accepts_marketing(order),
         ),
         currency=currency.upper(),
         total=total,
@@ -374,3 +381,13 @@ def _fulfillment_event_news(event: ShopifyFulfillmentEvent) -> ShipmentUpdated:
 
 def _join_commas(*parts: str | None) -> str | None:
     return ", ".join(part for part in parts if part)[:200] or None
+
+
+def _accepts_marketing(order: ShopifyOrder) -> bool | None:
+    """The customer's email consent; an unticked checkbox is "never asked", not a refusal."""
+    consent = order.customer.email_marketing_consent if order.customer else None
+    if consent is not None and consent.state == "subscribed":
+        return True
+    if consent is not None and consent.state == "unsubscribed":
+        return False
+    return True if order.buyer_accepts_marketing else None

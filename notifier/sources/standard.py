@@ -116,6 +116,13 @@ class StandardBuyer(Payload):
     timezone: Annotated[
         str | None, Field(max_length=64, description="IANA, e.g. Europe/Berlin")
     ] = None
+    accepts_marketing: Annotated[
+        bool | None,
+        Field(
+            description="true: agreed to marketing email (the delivery survey counts as such); "
+            "false: refused it; absent: never asked"
+        ),
+    ] = None
 
     @field_validator("timezone")
     @classmethod
@@ -289,6 +296,7 @@ def _event(event: StandardEvent) -> Event:
             name=order.buyer.name,
             locale_tag=order.buyer.locale,
             timezone=order.buyer.timezone,
+            accepts_marketing=order.buyer.accepts_marketing,
         ),
         currency=order.currency.upper(),
         total=order.total,

@@ -1,7 +1,8 @@
 """Transports deliver bytes and report what the other side said; they know nothing else.
 
 Chosen by the scheme of NOTIFIER_MAIL_URL: file:// (a folder of .eml files, the default),
-smtp:// and smtps:// (one persistent connection), memory:// (tests).
+smtp:// and smtps:// (one persistent connection), mailgun:// and ses:// (providers' HTTP APIs),
+memory:// (tests).
 """
 
 from __future__ import annotations
@@ -63,20 +64,29 @@ def from_url(url: str, timeout: float) -> Transport:
         from notifier.transports.mailgun import MailgunTransport
 
         return MailgunTransport.from_url(url, timeout)
+    if scheme in ("ses", "ses+http"):
+        from notifier.transports.ses import SESTransport
+
+        return SESTransport.from_url(url, timeout)
     if scheme == "memory":
         from notifier.transports.memory import MemoryTransport
 
         return MemoryTransport.named(urlsplit(url).netloc or "default")
     raise ValueError(
-        f"unsupported mail URL scheme {scheme!r}: use file://, smtp://, smtps://, mailgun:// "
-        "or memory://"
+        f"unsupported mail URL scheme {scheme!r}: use file://, smtp://, smtps://, mailgun://, "
+        "ses:// or memory://"
     )
 
 
 def describe(url: str) -> str:
-    """The URL without its password, for logs and status output."""
-    parts = urlsplit(url)
-    if parts.password is None:
+    """The URL without its password, for logs and status output.
+
+    Read up to the last `@`, not by urlsplit, so a secret someone forgot to percent-encode (an
+    AWS secret's `/`) is hidden too.
+    """
+    scheme, separator, rest = url.partition("://")
+    userinfo, at, location = rest.rpartition("@")
+    if not (separator and at and ":" in userinfo):
         return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return parts._replace(netloc=netloc).geturl()
+    user = userinfo.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{location}"
