@@ -12,7 +12,7 @@ from flask import Flask
 
 from notifier import config, ledger, metrics, problems
 from notifier.clock import Clock, SystemClock
-from notifier.db import make_engine, make_sessionmaker
+from notifier.db import make_engine, make_sessionmaker, read_only
 from notifier.links import BuyerLinks
 from notifier.rendering import Renderer
 from notifier.services import Services
@@ -43,6 +43,7 @@ def create_app(test_config: dict[str, Any] | None = None, *, clock: Clock | None
     app.extensions["notifier"] = Services(
         engine=engine,
         sessions=sessions,
+        readers=make_sessionmaker(read_only(engine)),
         clock=clock,
         renderer=Renderer(
             Path(app.config["TEMPLATES_PATH"]), Path(app.config["TRANSLATIONS_PATH"])

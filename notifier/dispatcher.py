@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from email.utils import parseaddr
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, joinedload, sessionmaker
 
 from notifier import ledger, metrics, mime, outbox, suppression
 from notifier.clock import Clock
@@ -78,6 +78,8 @@ class Dispatcher:
         retry: RetryPolicy | None = None,
         housekeeping: Callable[[], None] | None = None,
         links: BuyerLinks | None = None,
+        record_every: int = 50,
+        record_seconds: float = 0.5,
     ) -> None:
         self.sessions = sessions
         self.transport = transport
@@ -91,6 +93,9 @@ class Dispatcher:
         self.housekeeping = housekeeping
         # Signs the survey's answer and unsubscribe links; only marketing kinds need it.
         self.links = links
+        # How many hand-overs share one recording transaction, and how long the oldest may wait.
+        self.record_every = record_every
+        self.record_seconds = record_seconds
 
     def run_once(self) -> Outcome:
         """Send every message due now, batch after batch, until none is left."""
@@ -104,8 +109,8 @@ class Dispatcher:
                     lease=self.lease,
                     limit=self.batch_size,
                 )
-            for claim in claims:
-                self._deliver(claim, total)
+            if claims:
+                self._deliver_batch(claims, total)
             if len(claims) < self.batch_size:
                 return total
 
@@ -126,47 +131,86 @@ class Dispatcher:
             self.transport.close()
             log.info("dispatcher %s stopped", self.worker)
 
-    def _deliver(self, claim: outbox.Claim, total: Outcome) -> None:
+    def _deliver_batch(self, claims: list[outbox.Claim], total: Outcome) -> None:
+        """Read the batch at once, send each message in turn, record the outcomes in few commits.
+
+        Hand-overs are recorded together, at most `record_every` of them or `record_seconds`
+        after the oldest, so a commit (a disk flush) is shared by many messages; a worker that
+        dies before recording leaves those messages to be sent again, marked as possible
+        re-sends, exactly as one dying between one send and its record did.
+        """
+        ids = [claim.message_id for claim in claims]
         with self.sessions() as session:
-            message = session.get(Message, claim.message_id)
-            assert message is not None
-            recorded = session.scalar(
-                select(func.count()).select_from(Delivery).where(Delivery.message_id == message.id)
-            )
-            sender, reply_to = message.shop.sender, message.shop.support_email
-            marketing = not KINDS[message.kind].transactional
-            if marketing:
-                sender = message.shop.settings.get("survey", {}).get("sender", sender)
-            blocked = suppression.blocking(
-                session, message.shop_id, message.recipient, transactional=not marketing
-            )
-            refusal = suppression.describe(blocked) if blocked else None
+            messages = {
+                message.id: message
+                for message in session.scalars(
+                    select(Message).options(joinedload(Message.shop)).where(Message.id.in_(ids))
+                )
+            }
+            recorded: dict[str, int] = {
+                row[0]: row[1]
+                for row in session.execute(
+                    select(Delivery.message_id, func.count())
+                    .where(Delivery.message_id.in_(ids))
+                    .group_by(Delivery.message_id)
+                )
+            }
+            prepared = []
+            for claim in claims:
+                message = messages[claim.message_id]
+                sender, reply_to = message.shop.sender, message.shop.support_email
+                marketing = not KINDS[message.kind].transactional
+                if marketing:
+                    sender = message.shop.settings.get("survey", {}).get("sender", sender)
+                # Checked as the batch is read, a moment before its sends: an unsubscribe
+                # counts until then.
+                blocked = suppression.blocking(
+                    session, message.shop_id, message.recipient, transactional=not marketing
+                )
+                refusal = suppression.describe(blocked) if blocked else None
+                prepared.append((claim, message, sender, reply_to, refusal))
+        pending: list[_Result] = []
+        oldest = 0.0
+        for claim, message, sender, reply_to, refusal in prepared:
+            if refusal is not None:
+                self._suppress(message.id, claim, refusal, self.clock.now())
+                total.suppressed += 1
+                continue
+            if not pending:
+                oldest = time.monotonic()
+            pending.append(self._deliver(claim, message, sender, reply_to, recorded))
+            if len(pending) >= self.record_every or time.monotonic() - oldest > self.record_seconds:
+                self._record(pending, total)
+                pending = []
+        if pending:
+            self._record(pending, total)
+
+    def _deliver(
+        self,
+        claim: outbox.Claim,
+        message: Message,
+        sender: str,
+        reply_to: str | None,
+        recorded: dict[str, int],
+    ) -> _Result:
         now = self.clock.now()
-        if refusal is not None:  # checked at send time: an unsubscribe counts until the last moment
-            self._suppress(message.id, claim, refusal, now)
-            total.suppressed += 1
-            return
         # An attempt that left no record died mid-way: the server may already have the message.
-        possible_resend = (recorded or 0) < claim.attempt - 1
+        possible_resend = recorded.get(message.id, 0) < claim.attempt - 1
         if claim.attempt > self.retry.max_attempts:
             gave_up = PermanentFailure(f"gave up: {claim.attempt - 1} attempts did not finish")
-            self._finish(message.id, now, None, None, gave_up, claim, False)
-            total.failed += 1
-            return
+            return _Result(message.id, now, None, None, gave_up, claim, False)
         try:
             raw = self._build(message, sender, reply_to, now)
+            mail = Outgoing(
+                mime.ascii_address("From", parseaddr(sender)[1]),
+                (mime.ascii_address("To", message.recipient),),
+                raw,
+                message.rfc_message_id,
+            )
         except Exception as problem:  # a message that cannot be built never will be: fail visibly
             log.warning("message %s cannot be built: %s", message.id, problem)
             refused = PermanentFailure(f"cannot build the message: {problem}")
-            self._finish(message.id, now, None, None, refused, claim, False)
-            total.failed += 1
-            return
-        mail = Outgoing(
-            mime.ascii_address("From", parseaddr(sender)[1]),
-            (mime.ascii_address("To", message.recipient),),
-            raw,
-            message.rfc_message_id,
-        )
+            return _Result(message.id, now, None, None, refused, claim, False)
         started = time.perf_counter()
         try:
             receipt: Receipt | None = self.transport.send(mail)
@@ -178,13 +222,7 @@ class Dispatcher:
         metrics.SEND_SECONDS.labels(transport=self.transport.name).observe(
             time.perf_counter() - started
         )
-        self._finish(message.id, now, raw, receipt, error, claim, possible_resend)
-        if error is None:
-            total.sent += 1
-        elif isinstance(error, TransientFailure) and claim.attempt < self.retry.max_attempts:
-            total.retried += 1
-        else:
-            total.failed += 1
+        return _Result(message.id, now, raw, receipt, error, claim, possible_resend)
 
     def _build(self, message: Message, sender: str, reply_to: str | None, now: datetime) -> bytes:
         context, unsubscribe = message.context, None
@@ -221,66 +259,109 @@ class Dispatcher:
             outbox.end(session, message, MessageState.SUPPRESSED, reason, now)
             log.info("message %s (%s) suppressed: %s", message_id, message.kind, reason)
 
-    def _finish(
-        self,
-        message_id: str,
-        now: datetime,
-        raw: bytes | None,
-        receipt: Receipt | None,
-        error: TransportError | None,
-        claim: outbox.Claim,
-        possible_resend: bool,
-    ) -> None:
-        """Record the hand-over (if bytes left) and move the message on, unless it was taken over."""
+    def _record(self, results: list[_Result], total: Outcome) -> None:
+        """Record each hand-over (if bytes left) and move each message on, unless taken over.
+
+        One transaction for them all. Locks are taken the way webhooks take them: every order
+        row first, then every message row, each in id order, so a webhook superseding one of
+        these messages and other workers recording theirs never wait on each other in a circle.
+        """
+        ids = sorted(result.message_id for result in results)
         with self.sessions.begin() as session:
-            # The order first, then the message: the order in which webhooks lock them too (their
-            # news may supersede this very message), so the two never wait on each other.
-            order_id = session.scalar(select(Message.order_id).where(Message.id == message_id))
-            session.execute(select(Order.id).where(Order.id == order_id).with_for_update())
-            # Locked, so a worker taking the message over cannot slip in between read and write.
-            message = session.get(Message, message_id, with_for_update=True)
-            assert message is not None
-            if raw is not None:
-                delivery = Delivery(
-                    message_id=message_id,
-                    attempt=claim.attempt,
-                    handed_at=now,
-                    transport=self.transport.name,
-                    rfc_message_id=message.rfc_message_id,
-                    raw_sha256=ledger.keep(session, raw),
-                    possible_resend=possible_resend,
-                    outcome=_delivery_outcome(error),
-                    response=receipt.response if receipt else error.response if error else "",
-                    provider_message_id=receipt.provider_message_id if receipt else None,
-                )
-                session.add(delivery)
-                ledger.note_handed_over(session, delivery, message)
-            if message.lease_owner != self.worker or message.attempts != claim.attempt:
-                log.warning("message %s was taken over while sending; not updating it", message_id)
-                return
-            message.lease_owner = None
-            message.lease_until = None
-            message.updated_at = now
-            if error is None:
-                message.state = MessageState.SENT
-                message.sent_at = now
-                message.last_error = None
-            elif isinstance(error, TransientFailure) and claim.attempt < self.retry.max_attempts:
-                message.state = MessageState.RETRY
-                message.next_attempt_at = now + self.retry.delay(message_id, claim.attempt)
-                message.last_error = f"attempt {claim.attempt}: {error.response}"
-            else:
-                message.state = MessageState.FAILED
-                message.last_error = f"attempt {claim.attempt}: {error.response}"
-            ledger.note_state(session, message, now)
-            log.info(
-                "message %s (%s) %s after attempt %d: %s",
-                message_id,
-                message.kind,
-                message.state.value,
-                claim.attempt,
-                receipt.response if receipt else error.response if error else "",
+            order_ids = sorted(
+                set(session.scalars(select(Message.order_id).where(Message.id.in_(ids))))
             )
+            session.execute(
+                select(Order.id).where(Order.id.in_(order_ids)).order_by(Order.id).with_for_update()
+            ).all()
+            # Locked, so a worker taking a message over cannot slip in between read and write.
+            locked = {
+                message.id: message
+                for message in session.scalars(
+                    select(Message)
+                    .where(Message.id.in_(ids))
+                    .order_by(Message.id)
+                    .with_for_update()
+                    .execution_options(populate_existing=True)
+                )
+            }
+            for result in results:
+                self._record_one(session, locked[result.message_id], result)
+        for result in results:
+            error = result.error
+            if error is None:
+                total.sent += 1
+            elif (
+                isinstance(error, TransientFailure)
+                and result.claim.attempt < self.retry.max_attempts
+            ):
+                total.retried += 1
+            else:
+                total.failed += 1
+
+    def _record_one(self, session: Session, message: Message, result: _Result) -> None:
+        raw, receipt, error, claim, now = (
+            result.raw,
+            result.receipt,
+            result.error,
+            result.claim,
+            result.now,
+        )
+        message_id = message.id
+        if raw is not None:
+            delivery = Delivery(
+                message_id=message_id,
+                attempt=claim.attempt,
+                handed_at=now,
+                transport=self.transport.name,
+                rfc_message_id=message.rfc_message_id,
+                raw_sha256=ledger.keep(session, raw),
+                possible_resend=result.possible_resend,
+                outcome=_delivery_outcome(error),
+                response=receipt.response if receipt else error.response if error else "",
+                provider_message_id=receipt.provider_message_id if receipt else None,
+            )
+            session.add(delivery)
+            ledger.note_handed_over(session, delivery, message)
+        if message.lease_owner != self.worker or message.attempts != claim.attempt:
+            log.warning("message %s was taken over while sending; not updating it", message_id)
+            return
+        message.lease_owner = None
+        message.lease_until = None
+        message.updated_at = now
+        if error is None:
+            message.state = MessageState.SENT
+            message.sent_at = now
+            message.last_error = None
+        elif isinstance(error, TransientFailure) and claim.attempt < self.retry.max_attempts:
+            message.state = MessageState.RETRY
+            message.next_attempt_at = now + self.retry.delay(message_id, claim.attempt)
+            message.last_error = f"attempt {claim.attempt}: {error.response}"
+        else:
+            message.state = MessageState.FAILED
+            message.last_error = f"attempt {claim.attempt}: {error.response if error else ''}"
+        ledger.note_state(session, message, now)
+        log.info(
+            "message %s (%s) %s after attempt %d: %s",
+            message_id,
+            message.kind,
+            message.state.value,
+            claim.attempt,
+            receipt.response if receipt else error.response if error else "",
+        )
+
+
+@dataclass(frozen=True)
+class _Result:
+    """What became of one claimed message, waiting to be recorded."""
+
+    message_id: str
+    now: datetime
+    raw: bytes | None
+    receipt: Receipt | None
+    error: TransportError | None
+    claim: outbox.Claim
+    possible_resend: bool
 
 
 def _delivery_outcome(error: TransportError | None) -> DeliveryOutcome:

@@ -54,7 +54,6 @@ def record(
         outcome_detail=detail,
         order_id=order_id,
     )
-    session.add(event)
-    session.flush()
+    session.add(event)  # inserted with the rest at commit, before the messages naming it
     ledger.note_event(session, event)
     return event

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -260,6 +260,7 @@ def backfill(session: Session) -> int:
 def _write_notes(session: Session, *, chronological: bool = False) -> None:
     notes = session.info.pop("ledger_notes", [])
     if not notes:
+        _store_kept(session)
         return
     session.flush()  # ids for what the notes describe
     if chronological:
@@ -268,40 +269,45 @@ def _write_notes(session: Session, *, chronological: bool = False) -> None:
         # Causes first; the sort is stable, so the rest keep the order they were noted in.
         ordered = sorted(notes, key=lambda note: note.kind != EVENT_RECEIVED)
     heads: dict[str, tuple[int, str]] = {}
+    entries: list[dict[str, Any]] = []
     for note in ordered:
         order_id, shop_id, subject, content = note.build()
         chain = f"order:{order_id}" if order_id is not None else f"shop:{shop_id}"
         if chain not in heads:
             heads[chain] = _lock_head(session, chain, order_id, shop_id)
         seq, prev = heads[chain]
-        body = canonical(content)
-        digest = keep(session, body)
+        digest = keep(session, canonical(content))
         own = entry_hash(chain, seq + 1, note.at, note.kind, subject, digest, prev)
-        session.add(
-            LedgerEntry(
-                chain=chain,
-                seq=seq + 1,
-                recorded_at=note.at,
-                kind=note.kind,
-                order_id=order_id,
-                subject=subject,
-                content_sha256=digest,
-                prev_sha256=prev,
-                entry_sha256=own,
-            )
+        entries.append(
+            {
+                "chain": chain,
+                "seq": seq + 1,
+                "recorded_at": note.at,
+                "kind": note.kind,
+                "order_id": order_id,
+                "subject": subject,
+                "content_sha256": digest,
+                "prev_sha256": prev,
+                "entry_sha256": own,
+            }
         )
         heads[chain] = (seq + 1, own)
-    session.flush()
+    _store_kept(session)
+    session.execute(insert(LedgerEntry), entries)  # one statement, however many notes
 
 
 def _lock_head(session: Session, chain: str, order_id: int | None, shop_id: int) -> tuple[int, str]:
-    """The chain's last (seq, hash), with its owner's row locked so no one appends between."""
-    owner = (
-        select(Order.id).where(Order.id == order_id)
-        if order_id is not None
-        else select(Shop.id).where(Shop.id == shop_id)
-    )
-    session.execute(owner.with_for_update())
+    """The chain's last (seq, hash), with its owner's row locked so no one appends between.
+
+    On SQLite the transaction already holds the database's only write lock (BEGIN IMMEDIATE).
+    """
+    if session.get_bind().dialect.name != "sqlite":
+        owner = (
+            select(Order.id).where(Order.id == order_id)
+            if order_id is not None
+            else select(Shop.id).where(Shop.id == shop_id)
+        )
+        session.execute(owner.with_for_update())
     head = session.execute(
         select(LedgerEntry.seq, LedgerEntry.entry_sha256)
         .where(LedgerEntry.chain == chain)
@@ -312,18 +318,29 @@ def _lock_head(session: Session, chain: str, order_id: int | None, shop_id: int)
 
 
 def keep(session: Session, data: bytes) -> str:
-    """Store a content once by its digest and return it; a twin written meanwhile is the same."""
+    """Store a content once by its digest and return it; a twin written meanwhile is the same.
+
+    Kept contents are written together just before the transaction commits (one statement).
+    """
     digest = sha256(data)
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    values = {"sha256": digest, "content": data}
-    session.execute(insert(LedgerContent).values(values).on_conflict_do_nothing())
+    session.info.setdefault("ledger_kept", {})[digest] = data
     return digest
 
 
+def _store_kept(session: Session) -> None:
+    kept: dict[str, bytes] = session.info.pop("ledger_kept", {})
+    if not kept:
+        return
+    dialect = session.get_bind().dialect.name
+    insert_content = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    rows = [{"sha256": digest, "content": data} for digest, data in kept.items()]
+    session.execute(insert_content(LedgerContent).on_conflict_do_nothing(), rows)
+
+
 def _forget_notes(session: Session, *_: object) -> None:
-    """What a rolled-back transaction noted never happened."""
+    """What a rolled-back transaction noted (or kept) never happened."""
     session.info.pop("ledger_notes", None)
+    session.info.pop("ledger_kept", None)
 
 
 def install(sessions: sessionmaker[Session]) -> None:

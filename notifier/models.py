@@ -288,6 +288,11 @@ class Message(Base):
     order: Mapped[Order] = relationship()
     shop: Mapped[Shop] = relationship()
     shipment: Mapped[Shipment | None] = relationship()
+    caused_by: Mapped[InboundEvent | None] = relationship()
+
+
+# The order messages were planned in: same instant, then the webhook that caused them (ids grow).
+PLANNED_ORDER = (Message.created_at, Message.caused_by_event_id.asc().nulls_last(), Message.id)
 
 
 class Delivery(Base):

@@ -7,6 +7,7 @@ compiled in memory from the committed `.po` files, so a stale `.mo` can never be
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import io
 import re
 import threading
@@ -157,6 +158,8 @@ class Renderer:
             keep_trailing_newline=True,
             trim_blocks=True,
             lstrip_blocks=True,
+            # Templates change with a release, not while a process runs: no stat() per render.
+            auto_reload=False,
         )
         env.install_gettext_translations(  # type: ignore[attr-defined]
             load_catalog(self.translations, locale), newstyle=True
@@ -167,7 +170,7 @@ class Renderer:
         self, kind: str, context: dict[str, Any], locale: str, timezone: str
     ) -> RenderedEmail:
         env = self.environment(locale)
-        parsed = Locale.parse(locale)
+        parsed = _locale(locale)
         variables = {
             **context,
             "lang": locale.replace("_", "-"),
@@ -175,7 +178,10 @@ class Renderer:
             "left": "right" if parsed.character_order == "right-to-left" else "left",
             "right": "left" if parsed.character_order == "right-to-left" else "right",
         }
-        text_formats, html_formats = Formats(locale, timezone), Formats(locale, timezone, html=True)
+        text_formats, html_formats = (
+            _formats(locale, timezone, False),
+            _formats(locale, timezone, True),
+        )
         subject = env.get_template(f"email/{kind}/subject.txt").render(variables, fmt=text_formats)
         text = env.get_template(f"email/{kind}/body.txt").render(variables, fmt=text_formats)
         html = env.get_template(f"email/{kind}/body.html").render(variables, fmt=html_formats)
@@ -186,6 +192,17 @@ class Renderer:
             text=_tidy_text(text),
             html=self._inliner.inline(html),
         )
+
+
+@functools.lru_cache(maxsize=64)
+def _locale(locale: str) -> Locale:
+    return Locale.parse(locale)
+
+
+@functools.lru_cache(maxsize=1024)
+def _formats(locale: str, timezone: str, html: bool) -> Formats:
+    """Formats hold no per-message state, so one per (locale, timezone, kind of text) serves all."""
+    return Formats(locale, timezone, html=html)
 
 
 # Languages written without spaces between sentences: templates join sentences with one.

@@ -18,6 +18,8 @@ from notifier.rendering import Renderer
 class Services:
     engine: Engine
     sessions: sessionmaker[Session]
+    # For transactions that only read (a shop lookup): on SQLite they do not wait to write.
+    readers: sessionmaker[Session]
     clock: Clock
     renderer: Renderer
     links: BuyerLinks

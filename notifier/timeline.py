@@ -11,7 +11,15 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from notifier import suppression
-from notifier.models import Delivery, InboundEvent, Message, Order, Shop, SurveyAnswer
+from notifier.models import (
+    PLANNED_ORDER,
+    Delivery,
+    InboundEvent,
+    Message,
+    Order,
+    Shop,
+    SurveyAnswer,
+)
 
 
 class OrderNotFound(LookupError):
@@ -48,7 +56,7 @@ def build(session: Session, order: Order) -> dict[str, Any]:
     )
     messages = list(
         session.scalars(
-            select(Message).where(Message.order_id == order.id).order_by(Message.created_at)
+            select(Message).where(Message.order_id == order.id).order_by(*PLANNED_ORDER)
         )
     )
     deliveries = session.scalars(

@@ -51,7 +51,7 @@ def _body() -> bytes:
 
 
 def _shop(platform: Platform, **where: Any) -> Shop:
-    with services().sessions() as session:
+    with services().readers() as session:
         shop = session.scalar(select(Shop).filter_by(platform=platform, **where))
     if shop is None:
         key, value = next(iter(where.items()))
@@ -98,7 +98,7 @@ def woocommerce_delivery(slug: str) -> Response:
 def aftership_delivery(slug: str) -> Response:
     """Tracking news for a shop of any platform, signed with the shop's AfterShip secret."""
     body = _body()
-    with services().sessions() as session:
+    with services().readers() as session:
         shop = session.scalar(select(Shop).filter_by(slug=_slug(slug)))
     if shop is None:
         raise Problem(404, "Unknown shop", f"No shop has slug {slug!r}.")
@@ -158,7 +158,7 @@ def _store_and_apply(
         )
         planned = [message for result in results for message in result.planned]
         for message in planned:
-            message.caused_by_event_id = event.id
+            message.caused_by = event
     if planned:
         svc.wake_dispatcher.set()
     status = "accepted" if event.outcome is EventOutcome.APPLIED else "ignored"

@@ -31,6 +31,7 @@ from notifier.console import accounts
 from notifier.kinds import KINDS
 from notifier.locales import Choice
 from notifier.models import (
+    PLANNED_ORDER,
     Agent,
     Delivery,
     LedgerContent,
@@ -91,7 +92,7 @@ def messages_of(app: Flask, order: int) -> list[Message]:
     with services(app).sessions() as session:
         return list(
             session.scalars(
-                select(Message).where(Message.order_id == order).order_by(Message.created_at)
+                select(Message).where(Message.order_id == order).order_by(*PLANNED_ORDER)
             )
         )
 

@@ -18,7 +18,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from notifier.clock import FakeClock
-from notifier.models import Message, MessageState, Order, Shipment
+from notifier.models import PLANNED_ORDER, Message, MessageState, Order, Shipment
 from notifier.transports.memory import MemoryTransport
 
 from .conftest import EXAMPLES, parsed, post_shopify, services, shopify_order
@@ -70,7 +70,7 @@ def sent_kinds(app: Flask, mailbox: MemoryTransport) -> list[str]:
 
 def messages(app: Flask, kind: str | None = None) -> list[Message]:
     with services(app).sessions() as session:
-        query = select(Message).order_by(Message.created_at, Message.id)
+        query = select(Message).order_by(*PLANNED_ORDER)
         if kind:
             query = query.where(Message.kind == kind)
         return list(session.scalars(query))

@@ -23,6 +23,7 @@ from sqlalchemy import func, select
 from notifier import audit, links
 from notifier.clock import FakeClock
 from notifier.models import (
+    PLANNED_ORDER,
     LedgerContent,
     LedgerEntry,
     Message,
@@ -73,9 +74,7 @@ def surveys(app: Flask) -> list[Message]:
     with services(app).sessions() as session:
         return list(
             session.scalars(
-                select(Message)
-                .where(Message.kind == "delivery_survey")
-                .order_by(Message.created_at)
+                select(Message).where(Message.kind == "delivery_survey").order_by(*PLANNED_ORDER)
             )
         )
 

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, defer, joinedload
 from notifier import policies
 from notifier.console.accounts import Viewer
 from notifier.models import (
+    PLANNED_ORDER,
     Delivery,
     DeliveryOutcome,
     InboundEvent,
@@ -202,10 +203,7 @@ def _messages(session: Session, order: Order, only: str | None = None) -> dict[s
     if only is not None:
         mine &= (Message.id == only) | (Message.resend_of == only)
     rows = session.scalars(
-        select(Message)
-        .options(defer(Message.context))
-        .where(mine)
-        .order_by(Message.created_at, Message.id)
+        select(Message).options(defer(Message.context)).where(mine).order_by(*PLANNED_ORDER)
     )
     views = {
         m.id: MessageView(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import smtplib
 import ssl
+import time
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from notifier.transports import Outgoing, PermanentFailure, Receipt, TransientFailure
@@ -13,6 +14,7 @@ STARTTLS_MODES = ("auto", "require", "off")
 
 class SMTPTransport:
     name = "smtp"
+    TRUST_SECONDS = 5.0
 
     def __init__(
         self,
@@ -32,6 +34,7 @@ class SMTPTransport:
         self.username, self.password = username, password
         self.timeout = timeout
         self._connection: smtplib.SMTP | None = None
+        self._last_used = 0.0
 
     @classmethod
     def from_url(cls, url: str, timeout: float) -> SMTPTransport:
@@ -54,7 +57,17 @@ class SMTPTransport:
     def send(self, mail: Outgoing) -> Receipt:
         connection = self._connected_or_transient()
         try:
-            return self._transact(connection, mail)
+            try:
+                answer = connection.mail(mail.envelope_from)
+            except (smtplib.SMTPServerDisconnected, OSError):
+                # The server dropped the connection while it idled; nothing of this message
+                # has been sent yet, so one fresh connection may carry it at once.
+                self.close()
+                connection = self._connected_or_transient()
+                answer = connection.mail(mail.envelope_from)
+            receipt = self._transact(connection, mail, answer)
+            self._last_used = time.monotonic()
+            return receipt
         except smtplib.SMTPResponseException as error:
             self._reset()
             reply = f"{error.smtp_code} {_text(error.smtp_error)}"
@@ -75,9 +88,11 @@ class SMTPTransport:
             self._reset()
             raise PermanentFailure(f"cannot encode for SMTP: {error}") from error
 
-    def _transact(self, connection: smtplib.SMTP, mail: Outgoing) -> Receipt:
-        """MAIL, RCPT, DATA one by one, so the server's final reply is kept as evidence."""
-        code, text = connection.mail(mail.envelope_from)
+    def _transact(
+        self, connection: smtplib.SMTP, mail: Outgoing, reply: tuple[int, bytes]
+    ) -> Receipt:
+        """MAIL (already said), RCPT, DATA one by one, so the server's final reply is kept."""
+        code, text = reply
         if code != 250:
             raise smtplib.SMTPSenderRefused(code, text, mail.envelope_from)
         for recipient in mail.recipients:
@@ -106,6 +121,10 @@ class SMTPTransport:
 
     def _connected(self) -> smtplib.SMTP:
         if self._connection is not None:
+            # Busy: a connection used a moment ago is trusted (a NOOP per message would cost a
+            # round trip each); one that idled is checked first.
+            if time.monotonic() - self._last_used < self.TRUST_SECONDS:
+                return self._connection
             try:
                 if self._connection.noop()[0] == 250:
                     return self._connection

@@ -1,0 +1,404 @@
+"""The benchmark suite: the service and, in the same run on the same machine, the floor it is held to.
+
+    .venv/bin/python bench/run.py [--quick] [--database-url postgresql+psycopg://postgres@127.0.0.1:5432/postgres]
+        [--only ingest,dispatch,growth,memory,scaleout]
+
+Every figure is printed beside its floor (or its first size) and the ratio the target is about:
+
+- ingest: bench/webhook_latency.py, as it is (signed webhooks against a bare Flask app).
+- dispatch: due messages claimed, rendered, built, sent to a local aiosmtpd sink and recorded,
+  against raw smtplib sending prebuilt messages of the same size over one connection to the same
+  sink. Target: at least 0.6 of the floor.
+- growth: claiming due messages, planning (a new order's webhook), and the console's search and
+  order page, with 10k / 100k / 1M scheduled messages and orders present. Target: 1M within
+  1.5x of 10k.
+- memory: peak RSS of a real `notifier worker` draining a fixed number of due messages with
+  10k / 100k / 1M rows present. Target: under 150 MB whatever the backlog.
+- scale-out: two `notifier worker` processes against one on PostgreSQL. Target: 1.6x.
+
+The database is SQLite unless --database-url names a PostgreSQL server (a throwaway database is
+created there and dropped); scale-out always needs PostgreSQL (the default is the test suite's
+URL) and is skipped, saying so, without one. --quick stops the tables at 100k and drains less.
+Speed goals live here only, as ratios against floors measured in this run; never in the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import smtplib
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _common as common
+import sqlalchemy as sa
+
+BENCH = Path(__file__).resolve().parent
+BIN = Path(sys.executable).parent
+DEFAULT_POSTGRES = os.environ.get(
+    "NOTIFIER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+VERDICTS: list[str] = []
+
+
+def say(line: str = "") -> None:
+    print(line, flush=True)
+
+
+def verdict(name: str, ratio: float, target: float, *, at_least: bool) -> str:
+    met = ratio >= target if at_least else ratio <= target
+    word = "met" if met else "MISSED"
+    relation = ">=" if at_least else "<="
+    VERDICTS.append(f"{name}: {ratio:.2f} (target {relation} {target}) {word}")
+    return f"{ratio:.2f} (target {relation} {target}: {word})"
+
+
+def heading(title: str) -> None:
+    say()
+    say(f"== {title}   [loadavg {' '.join(common.loadavg_fields())}]")
+
+
+def median_seconds(action: Callable[[], Any], repeat: int) -> float:
+    timings = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        action()
+        timings.append(time.perf_counter() - started)
+    return statistics.median(timings)
+
+
+# --- ingest -------------------------------------------------------------------------------
+
+
+def ingest(options: argparse.Namespace, folder: Path) -> None:
+    heading("ingest: bench/webhook_latency.py (the lead's; called as it is)")
+    command = [sys.executable, str(BENCH / "webhook_latency.py")]
+    command += ["--requests", "200" if options.quick else "1000", "--concurrency", "4"]
+    if options.database_url:
+        with common.database(options.database_url, folder, "ingest") as url:
+            subprocess.run([*command, "--database-url", url], check=False)
+    else:
+        subprocess.run(command, check=False)
+
+
+# --- dispatch -----------------------------------------------------------------------------
+
+
+def raw_smtplib(sink: common.Sink, raws: list[bytes]) -> float:
+    """The floor: prebuilt messages over one smtplib connection to the same sink; messages/s."""
+    connection = smtplib.SMTP("127.0.0.1", sink.port)
+    connection.ehlo()
+    started = time.perf_counter()
+    for number, raw in enumerate(raws):
+        connection.sendmail("orders@lumen.example", [f"buyer{number}@example.org"], raw)
+    took = time.perf_counter() - started
+    connection.quit()
+    return len(raws) / took
+
+
+def dispatch(options: argparse.Namespace, folder: Path) -> None:
+    from notifier.dispatcher import Dispatcher
+    from notifier.models import Delivery, LedgerContent
+    from notifier.transports.smtp import SMTPTransport
+
+    count = 1000 if options.quick else 5000
+    database = "PostgreSQL" if options.database_url else "SQLite"
+    heading(f"dispatch: {count} due messages, {database}, one worker, aiosmtpd sink")
+    sink = common.Sink()
+    try:
+        with common.database(options.database_url, folder, "dispatch") as url:
+            app = common.make_app(url, folder / "dispatch-instance")
+            svc = app.extensions["notifier"]
+            seed = common.prepare(app)
+            common.fill(svc.engine, seed, count, due=True, now=svc.clock.now())
+            dispatcher = Dispatcher(
+                svc.sessions,
+                SMTPTransport.from_url(sink.url(), 30),
+                svc.renderer,
+                svc.clock,
+                worker="bench",
+                links=svc.links,
+            )
+            started = time.perf_counter()
+            outcome = dispatcher.run_once()
+            took = time.perf_counter() - started
+            dispatcher.transport.close()
+            with svc.sessions() as session:
+                sizes = session.execute(
+                    sa.select(sa.func.length(LedgerContent.content)).join(
+                        Delivery, Delivery.raw_sha256 == LedgerContent.sha256
+                    )
+                ).scalars()
+                raws = [
+                    content
+                    for content in session.scalars(
+                        sa.select(LedgerContent.content)
+                        .join(Delivery, Delivery.raw_sha256 == LedgerContent.sha256)
+                        .limit(count)
+                    )
+                ]
+                average = statistics.mean(sizes)
+            svc.engine.dispose()
+        assert outcome.sent == count + 1, outcome  # with the real order prepare() posted
+        service = outcome.sent / took
+        floor = raw_smtplib(sink, raws)  # the very bytes the service sent, same sizes
+    finally:
+        sink.stop()
+    say(
+        f"raw smtplib floor: {floor:7.0f} messages/s  ({average:.0f}-byte messages, one connection)"
+    )
+    say(f"notifier dispatch: {service:7.0f} messages/s  (claimed, rendered, built, sent, recorded)")
+    say(f"            ratio: {verdict('dispatch', service / floor, 0.6, at_least=True)}")
+
+
+# --- growth and memory --------------------------------------------------------------------
+
+
+def growth_and_memory(options: argparse.Namespace, folder: Path, parts: set[str]) -> None:
+    from notifier import outbox
+    from notifier.console import records
+    from notifier.console.accounts import Viewer
+    from notifier.models import Message
+
+    sizes = [10_000, 100_000] if options.quick else [10_000, 100_000, 1_000_000]
+    drain = 2_000 if options.quick else 10_000
+    database = "PostgreSQL" if options.database_url else "SQLite"
+    heading(f"growth and memory: {', '.join(f'{s:,}' for s in sizes)} rows, {database}")
+    say(
+        f"(memory: a real `notifier worker` drains {drain:,} due messages with each size present;"
+        " full drains of 1M would take too long at this box's rate)"
+    )
+    viewer = Viewer(0, "bench@bench.example", True, frozenset())
+    results: dict[int, dict[str, float]] = {}
+    sink = common.Sink() if "memory" in parts else None
+    try:
+        with common.database(options.database_url, folder, "growth") as url:
+            app = common.make_app(url, folder / "growth-instance")
+            svc = app.extensions["notifier"]
+            seed = common.prepare(app)
+            client = app.test_client()
+            present, posted = 1, 0
+            for size in sizes:
+                started = time.perf_counter()
+                common.fill(
+                    svc.engine, seed, size - present, due=False, now=svc.clock.now(), start=present
+                )
+                present = size
+                say(f"  {size:>9,} rows present (filled in {time.perf_counter() - started:.0f} s)")
+                row: dict[str, float] = {}
+                if "growth" in parts:
+                    # 200 due among them; each claim is rolled back, so every try sees the same.
+                    common.fill(
+                        svc.engine, seed, 200, due=True, now=svc.clock.now(), start=10**8 + size
+                    )
+                    present += 200
+
+                    def claim() -> None:
+                        with svc.sessions() as session:
+                            session.begin()
+                            claims = outbox.claim_due(
+                                session, worker="bench", now=svc.clock.now(),
+                                lease=timedelta(minutes=2), limit=50,
+                            )  # fmt: skip
+                            assert len(claims) == 50
+                            session.rollback()
+
+                    row["claim"] = median_seconds(claim, 30)
+
+                    def plan() -> None:
+                        nonlocal posted
+                        posted += 1
+                        body, headers = common.signed(common.example_order(10**9 + posted))
+                        response = client.post("/webhooks/shopify", data=body, headers=headers)
+                        assert response.status_code < 300, response.get_data(as_text=True)
+
+                    row["plan"] = median_seconds(plan, 20)
+                    present += 20
+                    probe = size // 2
+
+                    def search_number(probe: int = probe) -> None:
+                        with svc.sessions() as session:
+                            assert records.search(session, viewer, f"#S{probe}")
+
+                    def search_email(probe: int = probe) -> None:
+                        with svc.sessions() as session:
+                            assert records.search(session, viewer, f"buyer{probe}@example.org")
+
+                    def order_page(probe: int = probe) -> None:
+                        with svc.sessions() as session:
+                            order = records.visible_order(session, viewer, probe + 1)
+                            assert order is not None
+                            records.timeline(session, order)
+                            records.flags(order, svc.clock.now())
+
+                    row["search #number"] = median_seconds(search_number, 10)
+                    row["search email"] = median_seconds(search_email, 5)
+                    row["order page"] = median_seconds(order_page, 10)
+                    # The due rows leave, so the memory drain below sees only its own.
+                    with svc.engine.begin() as connection:
+                        connection.execute(
+                            sa.update(Message.__table__)
+                            .where(Message.__table__.c.due_at <= svc.clock.now())
+                            .values(state="cancelled")
+                        )
+                if sink is not None:
+                    row["rss"] = worker_peak_rss(url, sink, svc, seed, drain, size, folder)
+                    present += drain
+                results[size] = row
+                say(
+                    "    "
+                    + "  ".join(
+                        f"{k} {v * 1000:.2f} ms" if k != "rss" else f"rss {v:.0f} MB"
+                        for k, v in row.items()
+                    )
+                )
+            svc.engine.dispose()
+    finally:
+        if sink is not None:
+            sink.stop()
+    first, last = sizes[0], sizes[-1]
+    say(f"  growth, {last:,} against {first:,} rows (the floor is the same step at {first:,}):")
+    for name in results[first]:
+        if name == "rss":
+            continue
+        ratio = results[last][name] / results[first][name]
+        say(f"    {name:>15}: {results[first][name] * 1000:8.2f} ms -> {results[last][name] * 1000:8.2f} ms"
+            f"  ratio {verdict(f'growth {name} {last:,}/{first:,}', ratio, 1.5, at_least=False)}")  # fmt: skip
+    if sink is not None:
+        for size in sizes:
+            rss = results[size]["rss"]
+            met = "met" if rss < 150 else "MISSED"
+            VERDICTS.append(f"memory with {size:,} rows: {rss:.0f} MB (target < 150 MB) {met}")
+            say(f"    peak RSS with {size:>9,} rows: {rss:6.0f} MB (target < 150 MB: {met})")
+
+
+def worker_peak_rss(
+    url: str, sink: common.Sink, svc: Any, seed: Any, drain: int, size: int, folder: Path
+) -> float:
+    """Peak RSS (VmHWM) of one `notifier worker` draining `drain` due messages; in MB."""
+    common.fill(svc.engine, seed, drain, due=True, now=svc.clock.now(), start=10**9 + size)
+    before = sink.received
+    process = start_worker(url, sink, folder / f"worker-{size}")
+    try:
+        wait_for(lambda: sink.received - before >= drain, 1800)
+        status = Path(f"/proc/{process.pid}/status").read_text()
+    finally:
+        process.terminate()
+        process.wait(30)
+    peak = next(line for line in status.splitlines() if line.startswith("VmHWM:"))
+    return int(peak.split()[1]) / 1024
+
+
+def start_worker(url: str, sink: common.Sink, instance: Path) -> subprocess.Popen[bytes]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("NOTIFIER_")}
+    env.update(
+        NOTIFIER_DATABASE_URL=url,
+        NOTIFIER_MAIL_URL=sink.url(),
+        NOTIFIER_INSTANCE_PATH=str(instance),
+        NOTIFIER_DISPATCH_POLL_SECONDS="0.1",
+    )
+    return subprocess.Popen(
+        [str(BIN / "notifier"), "worker"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def wait_for(condition: Callable[[], bool], limit: float) -> None:
+    deadline = time.monotonic() + limit
+    while not condition():
+        if time.monotonic() > deadline:
+            raise SystemExit("timed out waiting for the workers")
+        time.sleep(0.05)
+
+
+# --- scale-out ----------------------------------------------------------------------------
+
+
+def scaleout(options: argparse.Namespace, folder: Path) -> None:
+    postgres = options.database_url or DEFAULT_POSTGRES
+    count = 2_000 if options.quick else 8_000
+    heading(f"scale-out: {count:,} due messages, `notifier worker` x1 then x2, PostgreSQL")
+    try:
+        sa.create_engine(postgres).connect().close()
+    except sa.exc.OperationalError:
+        say(f"  skipped: no PostgreSQL at {postgres}")
+        VERDICTS.append("scale-out: skipped (no PostgreSQL)")
+        return
+    rates = {}
+    sink = common.Sink()
+    try:
+        for workers in (1, 2):
+            with common.database(postgres, folder, f"scale{workers}") as url:
+                app = common.make_app(url, folder / f"scale{workers}-instance")
+                svc = app.extensions["notifier"]
+                seed = common.prepare(app)
+                common.fill(svc.engine, seed, count, due=True, now=svc.clock.now())
+                svc.engine.dispose()
+                before = sink.received
+                processes = [
+                    start_worker(url, sink, folder / f"scale{workers}-{n}") for n in range(workers)
+                ]
+                try:
+                    # Timed from the 10th to the 90th percent received: start-up is not the point.
+                    wait_for(lambda b=before: sink.received - b >= count // 10, 600)
+                    started = time.perf_counter()
+                    wait_for(lambda b=before: sink.received - b >= count * 9 // 10, 1800)
+                    rates[workers] = (count * 8 // 10) / (time.perf_counter() - started)
+                    engine = svc.engine
+                    wait_for(lambda e=engine: common.count_sent(e) >= count, 600)
+                finally:
+                    for process in processes:
+                        process.terminate()
+                    for process in processes:
+                        process.wait(30)
+                    svc.engine.dispose()
+    finally:
+        sink.stop()
+    say(f"  one worker:  {rates[1]:7.0f} messages/s (the floor)")
+    say(f"  two workers: {rates[2]:7.0f} messages/s")
+    say(f"        ratio: {verdict('scale-out', rates[2] / rates[1], 1.6, at_least=True)}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a few minutes: tables up to 100k")
+    parser.add_argument("--database-url", default=None, help="a PostgreSQL server (admin URL)")
+    parser.add_argument("--only", default="ingest,dispatch,growth,memory,scaleout")
+    options = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("notifier").setLevel(logging.WARNING)
+    parts = set(options.only.split(","))
+    folder = common.scratch()
+    say(f"notifier benchmarks ({'quick' if options.quick else 'full'}), {os.cpu_count()} cores, "
+        f"run {uuid.uuid4().hex[:8]}")  # fmt: skip
+    try:
+        if "ingest" in parts:
+            ingest(options, folder)
+        if "dispatch" in parts:
+            dispatch(options, folder)
+        if parts & {"growth", "memory"}:
+            growth_and_memory(options, folder, parts)
+        if "scaleout" in parts:
+            scaleout(options, folder)
+    finally:
+        common.remove(folder)
+    say()
+    say(f"== verdicts   [loadavg {' '.join(common.loadavg_fields())}]")
+    for line in VERDICTS:
+        say(f"  {line}")
+
+
+if __name__ == "__main__":
+    main()
