@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -10,7 +9,7 @@ from typing import Any
 
 from flask import Flask
 
-from notifier import config, ledger, metrics, problems
+from notifier import config, ledger, logs, metrics, problems
 from notifier.clock import Clock, SystemClock
 from notifier.db import make_engine, make_sessionmaker, read_only
 from notifier.links import BuyerLinks
@@ -35,7 +34,11 @@ def create_app(test_config: dict[str, Any] | None = None, *, clock: Clock | None
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = config.instance_secret_key(Path(app.instance_path))
 
-    engine = make_engine(app.config["DATABASE_URL"])
+    engine = make_engine(
+        app.config["DATABASE_URL"],
+        pool_size=int(app.config["DATABASE_POOL_SIZE"]),
+        max_overflow=int(app.config["DATABASE_MAX_OVERFLOW"]),
+    )
     sessions = make_sessionmaker(engine)
     metrics.install(sessions)  # before the ledger's hook, which consumes the notes it counts
     ledger.install(sessions)
@@ -70,9 +73,7 @@ def create_app(test_config: dict[str, Any] | None = None, *, clock: Clock | None
     buyer.init_app(app)
     console.init_app(app)
     app.cli.add_command(notifier_group)
-    if not app.debug and not logging.getLogger().handlers:
-        logging.basicConfig(
-            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
-        logging.getLogger("alembic").setLevel(logging.WARNING)
+    logs.install(app)
+    if not app.debug:
+        logs.configure(json_lines=str(app.config["LOG_FORMAT"]).lower() == "json")
     return app

@@ -22,6 +22,12 @@ DEFAULTS: dict[str, Any] = {
     # How often a running dispatcher checkpoints the heads of the ledger's chains.
     "LEDGER_CHECKPOINT_SECONDS": 3600,
     "MAIL_TIMEOUT_SECONDS": 30,
+    # "text" for a person at a terminal, "json" for a log pipeline (see notifier.logs).
+    "LOG_FORMAT": "text",
+    # Database connections per process: pool + overflow must cover its web threads (`--threads`
+    # of `notifier serve` or waitress-serve) plus one for an in-process dispatcher.
+    "DATABASE_POOL_SIZE": 10,
+    "DATABASE_MAX_OVERFLOW": 10,
     # Where buyers and shop staff reach this service: the base of links in emails (/b/, /console/).
     "PUBLIC_URL": "http://127.0.0.1:8000",
     # How long a survey link takes answers, and an unsubscribe link works, after the email left.

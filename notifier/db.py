@@ -42,12 +42,19 @@ class WritersBusy(OperationalError):
     """No turn to write came within the wait: the database is too busy to serve this now."""
 
 
-def make_engine(url: str) -> Engine:
-    """An engine whose SQLite transactions take the write lock up front, so claims never race."""
+def make_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> Engine:
+    """An engine whose SQLite transactions take the write lock up front, so claims never race.
+
+    A process holds at most `pool_size + max_overflow` connections: at least its web threads
+    (and its dispatcher's one), or requests wait for a connection and may answer 503.
+    """
     parsed = make_url(url)
+    pool = {"pool_size": pool_size, "max_overflow": max_overflow}
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
-    engine = create_engine(url, connect_args={"timeout": WRITER_WAIT_SECONDS})
+        return create_engine(url, pool_pre_ping=True, **pool)
+    if parsed.database in (None, "", ":memory:"):
+        pool = {}  # one in-memory database per connection: SQLAlchemy's own pool for it
+    engine = create_engine(url, connect_args={"timeout": WRITER_WAIT_SECONDS}, **pool)
     _serialize_sqlite_writers(engine)
     return engine
 

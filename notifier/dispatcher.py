@@ -208,7 +208,12 @@ class Dispatcher:
                 message.rfc_message_id,
             )
         except Exception as problem:  # a message that cannot be built never will be: fail visibly
-            log.warning("message %s cannot be built: %s", message.id, problem)
+            log.warning(
+                "message %s cannot be built: %s",
+                message.id,
+                problem,
+                extra={"message_id": message.id, "kind": message.kind},
+            )
             refused = PermanentFailure(f"cannot build the message: {problem}")
             return _Result(message.id, now, None, None, refused, claim, False)
         started = time.perf_counter()
@@ -257,7 +262,13 @@ class Dispatcher:
             message.lease_owner = None
             message.lease_until = None
             outbox.end(session, message, MessageState.SUPPRESSED, reason, now)
-            log.info("message %s (%s) suppressed: %s", message_id, message.kind, reason)
+            log.info(
+                "message %s (%s) suppressed: %s",
+                message_id,
+                message.kind,
+                reason,
+                extra={"message_id": message_id, "kind": message.kind, "state": "suppressed"},
+            )
 
     def _record(self, results: list[_Result], total: Outcome) -> None:
         """Record each hand-over (if bytes left) and move each message on, unless taken over.
@@ -324,7 +335,11 @@ class Dispatcher:
             session.add(delivery)
             ledger.note_handed_over(session, delivery, message)
         if message.lease_owner != self.worker or message.attempts != claim.attempt:
-            log.warning("message %s was taken over while sending; not updating it", message_id)
+            log.warning(
+                "message %s was taken over while sending; not updating it",
+                message_id,
+                extra={"message_id": message_id},
+            )
             return
         message.lease_owner = None
         message.lease_until = None
@@ -348,6 +363,12 @@ class Dispatcher:
             message.state.value,
             claim.attempt,
             receipt.response if receipt else error.response if error else "",
+            extra={
+                "message_id": message_id,
+                "order_id": message.order_id,
+                "kind": message.kind,
+                "state": message.state.value,
+            },
         )
 
 

@@ -154,6 +154,9 @@ class Order(Base):
     __table_args__ = (
         UniqueConstraint("shop_id", "external_id"),
         Index("ix_orders_shop_id_number", "shop_id", "number"),
+        # Agents search across shops by what the buyer quotes: the number, or the storefront's id.
+        Index("ix_orders_number", "number"),
+        Index("ix_orders_external_id", "external_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

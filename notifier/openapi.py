@@ -179,6 +179,15 @@ def document() -> dict[str, Any]:
                 },
             },
         },
+        "PingReceipt": {
+            "type": "object",
+            "required": ["status", "detail"],
+            "additionalProperties": False,
+            "properties": {
+                "status": {"type": "string", "enum": ["ignored"]},
+                "detail": {"type": "string"},
+            },
+        },
         "Receipt": {
             "type": "object",
             "required": ["status", "event_id", "delivery_id", "received_at", "detail"],
@@ -274,9 +283,34 @@ def document() -> dict[str, Any]:
                     ],
                     "requestBody": {
                         "required": True,
-                        "content": {"application/json": {"schema": woocommerce_body}},
+                        "content": {
+                            "application/json": {"schema": woocommerce_body},
+                            "application/x-www-form-urlencoded": {
+                                "schema": {
+                                    "type": "object",
+                                    "description": "The ping sent when a webhook is saved.",
+                                    "properties": {"webhook_id": {"type": "string"}},
+                                }
+                            },
+                        },
                     },
-                    "responses": _responses(),
+                    "responses": {
+                        **_responses(),
+                        "200": {
+                            "description": "Stored (as for every webhook), or the setup ping "
+                            "acknowledged without being stored.",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "oneOf": [
+                                            {"$ref": REF.format(model="Receipt")},
+                                            {"$ref": REF.format(model="PingReceipt")},
+                                        ]
+                                    }
+                                }
+                            },
+                        },
+                    },
                 }
             },
             "/webhooks/aftership/{shop}": {
