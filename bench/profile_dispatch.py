@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import logging
+import os
 import pstats
 import sys
 import time
@@ -60,6 +61,8 @@ def main() -> None:
     print(f"{outcome.sent} sent in {took:.2f} s under the profiler: {outcome.sent / took:.0f}/s")
     stats = pstats.Stats(profile)
     stats.sort_stats(options.sort).print_stats(options.lines)
+    if os.environ.get("PROFILE_CALLERS"):
+        stats.print_callers(os.environ["PROFILE_CALLERS"])
 
 
 if __name__ == "__main__":

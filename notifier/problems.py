@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response, json, request
+from flask import Flask, Response, current_app, json, request
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
@@ -56,7 +56,10 @@ def _from_http_exception(error: HTTPException) -> Response:
     status = error.code or 500
     detail = error.description or error.name
     if status == 413:
-        detail = "The request body is larger than this endpoint accepts."
+        limit = request.max_content_length or current_app.config.get("WEBHOOK_MAX_BYTES")
+        detail = "The request body is larger than this endpoint accepts" + (
+            f" ({limit} bytes at most)." if limit else "."
+        )
     headers = {}
     if status == 405 and error.get_response().headers.get("Allow"):
         headers["Allow"] = error.get_response().headers["Allow"]
