@@ -51,8 +51,12 @@ def worker_command(once: bool) -> None:
         raise click.ClickException(str(error)) from error
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     if once:
+        click.echo(f"sending through {describe(app.config['MAIL_URL'])}")
         outcome = serve.make_dispatcher(app, svc).run_once()
-        click.echo(f"sent {outcome.sent}, will retry {outcome.retried}, failed {outcome.failed}")
+        click.echo(
+            f"sent {outcome.sent}, will retry {outcome.retried}, failed {outcome.failed}, "
+            f"suppressed {outcome.suppressed}"
+        )
         return
     serve.run_worker(app, svc)
 
