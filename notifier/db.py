@@ -60,8 +60,12 @@ def make_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> Eng
 
 
 def read_only(engine: Engine) -> Engine:
-    """The same pool, for transactions that never write (a shop lookup, a page)."""
-    return engine.execution_options(**{READ_ONLY: True})
+    """The same pool, for lookups that never write (a shop by its domain): no transaction is
+    opened around them (autocommit), so no write lock, no BEGIN and no ROLLBACK round trips.
+    Each statement sees the database as of itself: keep such sessions to single lookups."""
+    if engine.dialect.name == "sqlite":
+        return engine.execution_options(**{READ_ONLY: True})
+    return engine.execution_options(isolation_level="AUTOCOMMIT", **{READ_ONLY: True})
 
 
 def _serialize_sqlite_writers(engine: Engine) -> None:
@@ -90,8 +94,7 @@ def _serialize_sqlite_writers(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         if connection.get_execution_options().get(READ_ONLY):
-            connection.exec_driver_sql("BEGIN")  # WAL: a reader sees a snapshot, blocks no one
-            return
+            return  # no BEGIN: each statement reads on its own, as autocommit does elsewhere
         if not connection.info.get(TURN):  # a connection may run several transactions
             if not turn.acquire(timeout=WRITER_WAIT_SECONDS):
                 raise WritersBusy("BEGIN IMMEDIATE", None, TimeoutError("no turn to write"))

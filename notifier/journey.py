@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from notifier import outbox, shipments, timezones
+from notifier import ledger, outbox, shipments, timezones
 from notifier.events import (
     Event,
     OrderCancelled,
@@ -97,6 +97,7 @@ def find_order(session: Session, shop: Shop, ref: OrderRef) -> Order | None:
                 .with_for_update()
             )
             if found is not None:
+                ledger.holding_order(session, found)
                 return found
     return None
 
@@ -112,6 +113,7 @@ def _upsert_order(session: Session, shop: Shop, snapshot: OrderSnapshot, now: da
         .where(Order.shop_id == shop.id, Order.external_id == snapshot.external_id)
         .with_for_update()
     )
+    created = order is None
     if order is None:
         order = Order(
             shop_id=shop.id,
@@ -141,6 +143,7 @@ def _upsert_order(session: Session, shop: Shop, snapshot: OrderSnapshot, now: da
     order.details = _details(snapshot)
     order.updated_at = now
     session.flush()
+    ledger.holding_order(session, order, created=created)
     return order
 
 

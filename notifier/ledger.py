@@ -294,6 +294,16 @@ def _write_notes(session: Session, *, chronological: bool = False) -> None:
         heads[chain] = (seq + 1, own)
     _store_kept(session)
     session.execute(insert(LedgerEntry), entries)  # one statement, however many notes
+    session.info.pop("ledger_locked", None)
+    session.info.pop("ledger_new", None)
+
+
+def holding_order(session: Session, order: Order, *, created: bool = False) -> None:
+    """Tell the ledger this transaction holds `order`'s row lock (or made the order), so writing
+    its chain needs neither another lock nor, for a new order, a look for its head."""
+    session.info.setdefault("ledger_locked", set()).add(order.id)
+    if created:
+        session.info.setdefault("ledger_new", set()).add(order.id)
 
 
 def _lock_head(session: Session, chain: str, order_id: int | None, shop_id: int) -> tuple[int, str]:
@@ -301,7 +311,10 @@ def _lock_head(session: Session, chain: str, order_id: int | None, shop_id: int)
 
     On SQLite the transaction already holds the database's only write lock (BEGIN IMMEDIATE).
     """
-    if session.get_bind().dialect.name != "sqlite":
+    if order_id is not None and order_id in session.info.get("ledger_new", ()):
+        return (0, GENESIS)  # made in this very transaction: nothing can precede us
+    held = order_id is not None and order_id in session.info.get("ledger_locked", ())
+    if session.get_bind().dialect.name != "sqlite" and not held:
         owner = (
             select(Order.id).where(Order.id == order_id)
             if order_id is not None
@@ -339,8 +352,8 @@ def _store_kept(session: Session) -> None:
 
 def _forget_notes(session: Session, *_: object) -> None:
     """What a rolled-back transaction noted (or kept) never happened."""
-    session.info.pop("ledger_notes", None)
-    session.info.pop("ledger_kept", None)
+    for key in ("ledger_notes", "ledger_kept", "ledger_locked", "ledger_new"):
+        session.info.pop(key, None)
 
 
 def install(sessions: sessionmaker[Session]) -> None:
