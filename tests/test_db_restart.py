@@ -2,9 +2,9 @@
 
 A real `notifier serve` process takes signed webhooks from poster threads and sends the order
 confirmations to an SMTP sink while, several times, every connection to its PostgreSQL database
-is terminated (`pg_terminate_backend`). That is the stand-in for a database server restart: a
-real restart would cut off every other test sharing the server, and what the service sees is the
-same (every pooled connection dead, the transaction in flight aborted).
+is terminated (`pg_terminate_backend`) on the shared test server; and, on a PostgreSQL server
+of the test's own (initdb and pg_ctl, so no other test is cut off), while the server is really
+restarted.
 
 The service must recover by itself, with no restart of our process. A delivery it could not
 store is answered 503 problem+json with Retry-After, never a 500 or a trace; the poster then
@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
+import tempfile
 import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +84,71 @@ def fresh_database() -> Iterator[str]:
         with admin.connect() as connection:
             connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+PG_BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)), None)
+
+
+@dataclass
+class PrivateCluster:
+    """A PostgreSQL server of this test's own, so restarting it disturbs no other test."""
+
+    data: Path
+    port: int
+    run_as: list[str]
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/notifier"
+
+    def pg_ctl(self, *args: str) -> None:
+        assert PG_BIN is not None
+        subprocess.run(
+            [*self.run_as, str(PG_BIN / "pg_ctl"), "-D", str(self.data), *args],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+
+    def restart(self) -> int:
+        self.pg_ctl("restart", "-m", "fast", "-w", "-l", str(self.data / "server.log"))
+        return 1
+
+
+@pytest.fixture
+def private_cluster() -> Iterator[PrivateCluster]:
+    """initdb and pg_ctl from Debian's PostgreSQL, as the postgres user when we are root."""
+    if PG_BIN is None or not (PG_BIN / "initdb").exists():
+        if REQUIRE_POSTGRES:
+            pytest.fail("PostgreSQL's server programs (initdb, pg_ctl) are required")
+        pytest.skip("PostgreSQL's server programs (initdb, pg_ctl) are not installed")
+    run_as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    home = Path(tempfile.mkdtemp(prefix="notifier-pg-", dir="/tmp"))
+    data = home / "data"
+    if run_as:
+        shutil.chown(home, "postgres")
+    subprocess.run(
+        [*run_as, str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
+         "--no-sync"],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    cluster = PrivateCluster(data, free_port(), run_as)
+    options = f"-p {cluster.port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off"
+    cluster.pg_ctl("start", "-w", "-o", options, "-l", str(data / "server.log"))
+    try:
+        admin = sa.create_engine(
+            cluster.url.replace("/notifier", "/postgres"), isolation_level="AUTOCOMMIT"
+        )
+        with admin.connect() as connection:
+            connection.execute(sa.text("CREATE DATABASE notifier"))
+        admin.dispose()
+        engine = make_engine(cluster.url)
+        migrate.upgrade(engine)
+        engine.dispose()
+        yield cluster
+    finally:
+        cluster.pg_ctl("stop", "-m", "immediate")
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def terminate_backends(database: str) -> int:
@@ -169,7 +237,21 @@ def test_connections_dropped_mid_ingest_and_dispatch_lose_nothing(
 ) -> None:
     database = sa.engine.make_url(fresh_database).database
     assert database is not None
-    engine = make_engine(fresh_database)
+    survive(fresh_database, tmp_path, lambda: terminate_backends(database), INTERRUPTIONS)
+
+
+@pytest.mark.postgres_only
+@pytest.mark.timeout(150)
+def test_a_real_postgresql_restart_mid_ingest_and_dispatch_loses_nothing(
+    private_cluster: PrivateCluster, tmp_path: Path
+) -> None:
+    """The server itself stopped and started again (`pg_ctl restart -m fast`), twice."""
+    survive(private_cluster.url, tmp_path, private_cluster.restart, 2)
+
+
+def survive(url: str, tmp_path: Path, interrupt: Callable[[], int], times: int) -> None:
+    """Traffic through a real `notifier serve` while `interrupt` strikes `times` times or more."""
+    engine = make_engine(url)
     sessions = make_sessionmaker(engine)
     with sessions.begin() as session:
         session.add(
@@ -191,7 +273,7 @@ def test_connections_dropped_mid_ingest_and_dispatch_lose_nothing(
     env = {key: value for key, value in os.environ.items() if not key.startswith("NOTIFIER_")}
     env.update(
         NOTIFIER_INSTANCE_PATH=str(tmp_path / "instance"),
-        NOTIFIER_DATABASE_URL=fresh_database,
+        NOTIFIER_DATABASE_URL=url,
         NOTIFIER_MAIL_URL=f"smtp://127.0.0.1:{smtp_port}?starttls=off",
         NOTIFIER_DISPATCH_POLL_SECONDS="0.05",
         NOTIFIER_DISPATCH_LEASE_SECONDS="2",  # an orphaned claim returns soon
@@ -219,12 +301,10 @@ def test_connections_dropped_mid_ingest_and_dispatch_lose_nothing(
         for poster in posters:
             poster.start()
         killed: list[int] = []
-        # At least INTERRUPTIONS, and more (bounded) until one cut a delivery off mid-way.
-        while len(killed) < INTERRUPTIONS or (
-            storefront.answers[503] == 0 and len(killed) < 4 * INTERRUPTIONS
-        ):
+        # At least `times`, and more (bounded) until one cut a delivery off mid-way.
+        while len(killed) < times or (storefront.answers[503] == 0 and len(killed) < 4 * times):
             time.sleep(BETWEEN)
-            killed.append(terminate_backends(database))
+            killed.append(interrupt())
         time.sleep(BETWEEN)
         storefront.stop.set()
         for poster in posters:
