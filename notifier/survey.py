@@ -8,13 +8,13 @@ at once, so someone can help before the buyer turns to their bank.
 from __future__ import annotations
 
 from collections.abc import Collection
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.utils import parseaddr
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from notifier import consent, ledger, outbox
+from notifier import consent, ledger, outbox, policies
 from notifier.kinds import DELIVERY_SURVEY, SURVEY_ALERT, order_context
 from notifier.locales import Choice, negotiate
 from notifier.models import Message, MessageState, Order, Shop, SurveyAnswer
@@ -22,6 +22,7 @@ from notifier.planner import Plan
 from notifier.scheduling import Planned, plan_message
 
 UNHAPPY = 2  # this score or lower alerts the shop
+AFTER_THE_NEWS = timedelta(seconds=1)
 COMMENT_MAX_CHARS = 2000
 
 
@@ -38,13 +39,15 @@ def plan_after_delivery(
     waiting = [s for s in order.shipments if s.milestone != "delivered"]
     if waiting:
         return Planned(None, f"survey waits for {len(waiting)} more parcel(s)")
+    delay = policies.for_shop(DELIVERY_SURVEY.name, shop.settings).delay
     planned = plan_message(
         session,
         shop=shop,
         order=order,
         kind=DELIVERY_SURVEY,
         dedupe_key=f"order:{order.id}:{DELIVERY_SURVEY.name}",
-        earliest=delivered_at,
+        # Never before the delivered news itself, even with no delay configured.
+        earliest=max(delivered_at, now + AFTER_THE_NEWS - delay),
         now=now,
         locales=locales,
         news={"at": delivered_at.isoformat()},

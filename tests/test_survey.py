@@ -503,3 +503,29 @@ def test_erasing_the_buyer_drops_their_comment_and_keeps_the_score_and_the_chain
         assert audit.verify(session).problems == []
         stored = b"".join(session.scalars(select(LedgerContent.content)))
     assert b"Paket nass" not in stored
+
+
+def test_with_no_delay_the_survey_still_follows_the_delivered_email(
+    app: Flask,
+    client: FlaskClient,
+    clock: FakeClock,
+    dispatch: Callable,
+    mailbox: MemoryTransport,
+    runner: Any,
+) -> None:
+    for setting in ("survey.delay_days=0", "window.delivery_survey=immediate"):
+        runner.invoke(args=["notifier", "shop", "set", "atelier", setting])
+    deliver(client, clock, accepts_marketing=True)
+    clock.advance(timedelta(seconds=5))
+    dispatch()
+
+    kinds = {m.rfc_message_id: m.kind for m in _all_messages(app)}
+    assert [kinds[mail.message_id] for mail in mailbox.sent][-2:] == [
+        "delivered",
+        "delivery_survey",
+    ]
+
+
+def _all_messages(app: Flask) -> list[Message]:
+    with services(app).sessions() as session:
+        return list(session.scalars(select(Message)))
