@@ -30,10 +30,14 @@ HANDED_OVER = frozenset(HANDED_OVER_STATES)
 # Where each verdict may move a message from. Delivered only refines "sent"; a hard bounce can
 # follow a delivery (some servers accept, then bounce); a complaint proves delivery, so nothing
 # after it (not even a bounce) takes it back.
+# A report may also come while the message is still "sending": the provider has it, and the
+# dispatcher has not recorded the hand-over yet. The dispatcher then keeps what the report said.
 MOVES_FROM: dict[MessageState, frozenset[MessageState]] = {
-    MessageState.DELIVERED: frozenset({MessageState.SENT}),
-    MessageState.BOUNCED: frozenset({MessageState.SENT, MessageState.DELIVERED}),
-    MessageState.COMPLAINED: HANDED_OVER - {MessageState.COMPLAINED},
+    MessageState.DELIVERED: frozenset({MessageState.SENDING, MessageState.SENT}),
+    MessageState.BOUNCED: frozenset(
+        {MessageState.SENDING, MessageState.SENT, MessageState.DELIVERED}
+    ),
+    MessageState.COMPLAINED: (HANDED_OVER | {MessageState.SENDING}) - {MessageState.COMPLAINED},
 }
 
 

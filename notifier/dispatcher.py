@@ -344,6 +344,16 @@ class Dispatcher:
         message.lease_owner = None
         message.lease_until = None
         message.updated_at = now
+        reported = message.state is not MessageState.SENDING  # the provider spoke first
+        if error is None and reported:
+            message.sent_at = now
+            log.info(
+                "message %s handed over; the provider already reported it %s",
+                message_id,
+                message.state.value,
+                extra={"message_id": message_id, "state": message.state.value},
+            )
+            return
         if error is None:
             message.state = MessageState.SENT
             message.sent_at = now

@@ -662,3 +662,39 @@ def test_without_topics_ses_reports_are_refused(app: Flask, client: FlaskClient)
     response = post_ses(client, b"{}")
 
     assert_problem(response, 403, "NOTIFIER_SES_TOPIC_ARNS")
+
+
+class ReportingTransport:
+    """A provider that accepts the email and reports a hard bounce before `send` even returns,
+    so the report arrives while the dispatcher has not yet recorded the hand-over."""
+
+    name = "fast-provider"
+
+    def __init__(self, client: FlaskClient) -> None:
+        self.client = client
+
+    def send(self, mail: Any) -> Any:
+        from notifier.transports import Receipt
+
+        answer = post_mailgun(self.client, mailgun_body(hard_bounce(mail.message_id)))
+        assert answer.json["status"] == "accepted", answer.json
+        return Receipt("250 queued", "<fast.1@mg.lumen.example>")
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.usefixtures("shopify_shop")
+def test_a_report_that_beats_the_record_step_is_kept(
+    configured: Flask, client: FlaskClient, dispatch: Callable[..., Outcome]
+) -> None:
+    post_shopify(client, shopify_order())
+    outcome = dispatch(ReportingTransport(client))
+
+    assert outcome.sent == 1
+    message = the_message(configured)
+    assert message.state is MessageState.BOUNCED  # not overwritten by "sent"
+    assert message.sent_at is not None
+    assert [entry.reason for entry in suppressions(configured)] == [SuppressionReason.HARD_BOUNCE]
+    with services(configured).sessions() as session:
+        assert audit.verify(session).intact
