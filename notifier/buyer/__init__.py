@@ -51,20 +51,7 @@ def survey_page(token: str) -> Response:
     if isinstance(found, Response):
         return found
     message, shop = found
-    with services().sessions() as session:
-        previous = survey.latest_answer(session, message.id)
-        chosen = _score(request.args.get("score"))
-        return _page(
-            "survey",
-            message,
-            shop,
-            chosen=chosen or (previous.score if previous else None),
-            comment=previous.comment if previous else "",
-            previous=previous,
-            error=None,
-            action=url_for("buyer.survey_answer", token=token),
-            unsubscribe_url=_unsubscribe_url(message),
-        )
+    return _survey_form(message, shop, token, chosen=_score(request.args.get("score")))
 
 
 @bp.post("/survey/<token>")
@@ -81,20 +68,8 @@ def survey_answer(token: str) -> Response:
     elif len(comment) > survey.COMMENT_MAX_CHARS or "\x00" in comment:
         problem = "comment"
     if problem is not None:
-        with services().sessions() as session:
-            previous = survey.latest_answer(session, message.id)
-            return _page(
-                "survey",
-                message,
-                shop,
-                status=400,
-                chosen=score,
-                comment=comment[: survey.COMMENT_MAX_CHARS],
-                previous=previous,
-                error=problem,
-                action=url_for("buyer.survey_answer", token=token),
-                unsubscribe_url=_unsubscribe_url(message),
-            )
+        kept = comment.replace("\x00", "")[: survey.COMMENT_MAX_CHARS]
+        return _survey_form(message, shop, token, chosen=score, comment=kept, error=problem)
     assert score is not None
     svc = services()
     with svc.sessions.begin() as session:
@@ -116,6 +91,32 @@ def survey_answer(token: str) -> Response:
         score=score,
         unhappy=unhappy,
         survey_url=url_for("buyer.survey_page", token=token),
+    )
+
+
+def _survey_form(
+    message: Message,
+    shop: Shop,
+    token: str,
+    *,
+    chosen: int | None,
+    comment: str | None = None,
+    error: str | None = None,
+) -> Response:
+    """The form, with the last answer shown (and chosen, unless the buyer just chose)."""
+    with services().sessions() as session:
+        previous = survey.latest_answer(session, message.id)
+    return _page(
+        "survey",
+        message,
+        shop,
+        status=400 if error else 200,
+        chosen=chosen or (previous.score if previous and not error else None),
+        comment=comment if comment is not None else (previous.comment if previous else ""),
+        previous=previous,
+        error=error,
+        action=url_for("buyer.survey_answer", token=token),
+        unsubscribe_url=_unsubscribe_url(message),
     )
 
 
