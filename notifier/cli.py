@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from notifier import cli_access, cli_mail, cli_trail, migrate, mime, shops, timeline
 from notifier.cli_support import database, one_order
+from notifier.db import without_mapping
 from notifier.models import Platform, Shop
 from notifier.samples import SAMPLES
 from notifier.services import services
@@ -50,6 +51,7 @@ def worker_command(once: bool) -> None:
     except serve.SchemaOutdated as error:
         raise click.ClickException(str(error)) from error
     app = current_app._get_current_object()  # type: ignore[attr-defined]
+    without_mapping(svc.engine)
     if once:
         click.echo(f"sending through {describe(app.config['MAIL_URL'])}")
         outcome = serve.make_dispatcher(app, svc).run_once()

@@ -68,6 +68,21 @@ def read_only(engine: Engine) -> Engine:
     return engine.execution_options(isolation_level="AUTOCOMMIT", **{READ_ONLY: True})
 
 
+def without_mapping(engine: Engine) -> None:
+    """For a dispatcher-only process: no mmap, so its resident memory stays its own (mapped
+    pages of a large database would count in its RSS); its claims need no big reads."""
+    if engine.dialect.name != "sqlite":
+        return
+
+    @event.listens_for(engine, "connect")
+    def _no_mmap(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA mmap_size=0")
+        cursor.close()
+
+    engine.dispose()  # connections made before this get no second chance
+
+
 def _serialize_sqlite_writers(engine: Engine) -> None:
     # Python's sqlite3 defers BEGIN and skips it before DDL; SQLAlchemy's documented fix is to
     # take over transaction control. BEGIN IMMEDIATE stands in for FOR UPDATE SKIP LOCKED,
