@@ -211,6 +211,7 @@ def world_journeys(now: datetime) -> list[Journey]:
         name="佐藤 陽菜",
         locale="ja-JP",
         timezone=None,
+        accepts_marketing=True,  # so the delivery survey is planned, not suppressed
         order={
             "currency": "JPY",
             "subtotal": "18400",
