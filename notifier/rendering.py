@@ -55,7 +55,10 @@ class Formats:
 
     @property
     def colon(self) -> str:
-        """A label's colon as the language sets it: French puts a no-break space before it."""
+        """A label's colon as the language sets it: French puts a no-break space before it,
+        Chinese and Japanese use the full-width one (the space templates put after it goes)."""
+        if self.locale.language in UNSPACED_LANGUAGES:
+            return "\uff1a"
         return "\u00a0:" if self.locale.language == "fr" else ":"
 
     def ltr(self, value: object) -> str:
@@ -207,7 +210,7 @@ def _formats(locale: str, timezone: str, html: bool) -> Formats:
 
 # Languages written without spaces between sentences: templates join sentences with one.
 UNSPACED_LANGUAGES = frozenset({"ja", "zh"})
-FULL_WIDTH_STOP = re.compile(r"(?<=[。！？]) +(?=\S)")
+FULL_WIDTH_STOP = re.compile(r"(?<=[。！？：]) +(?=\S)")
 
 
 def _close_sentence_gaps(text: str) -> str:

@@ -202,8 +202,8 @@ def test_an_email_without_the_optional_facts_has_no_holes(kind: str, locale: str
         assert "None" not in words
         assert "()" not in words
     for line, following in zip(lines[1:], [*lines[2:], ""], strict=True):  # after the greeting
-        assert not re.search(r":\s+$", line), f"empty label {line!r} in {kind}/{locale}"
-        if line.endswith(":"):  # a heading, so a list must follow it
+        assert not re.search(r"[:：]\s+$", line), f"empty label {line!r} in {kind}/{locale}"
+        if line.endswith((":", "：")):  # a heading, so a list must follow it
             assert following.startswith("- "), f"empty heading {line!r} in {kind}/{locale}"
     assert "<strong></strong>" not in rendered.html
     assert 'href=""' not in rendered.html
@@ -360,3 +360,14 @@ def test_french_labels_keep_a_no_break_space_before_the_colon() -> None:
 
     assert "Transporteur\u00a0: DHL" in text
     assert not re.search(r"\S: ", text.split("\n\n", 1)[1].replace("https:", "")), text
+
+
+@pytest.mark.parametrize(("locale", "label"), [("ja", "配送業者"), ("zh_Hans", "快递公司")])
+def test_chinese_and_japanese_labels_take_the_full_width_colon_without_a_space(
+    locale: str, label: str
+) -> None:
+    rendered = RENDERER.render("shipment_shipped", SAMPLES["shipment_shipped"], locale, "UTC")
+
+    assert f"{label}：DHL" in rendered.text
+    assert f"{label}：" in rendered.html
+    assert f"{label}:" not in rendered.text
