@@ -46,6 +46,16 @@ def free_port() -> int:
 # --- databases ----------------------------------------------------------------------------
 
 
+def postgres_reachable(url: str) -> bool:
+    try:
+        engine = sa.create_engine(url)
+        engine.connect().close()
+        engine.dispose()
+        return True
+    except sa.exc.OperationalError:
+        return False
+
+
 @contextmanager
 def database(postgres_url: str | None, folder: Path, name: str) -> Iterator[str]:
     """A migrated empty database: a SQLite file in `folder`, or a fresh PostgreSQL database."""

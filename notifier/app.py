@@ -27,6 +27,8 @@ def create_app(test_config: dict[str, Any] | None = None, *, clock: Clock | None
     app.config.from_prefixed_env("NOTIFIER")
     if test_config:
         app.config.update(test_config)
+    if app.config["APPLY"] not in config.APPLY_MODES:
+        raise ValueError(f"NOTIFIER_APPLY must be one of {', '.join(config.APPLY_MODES)}")
     os.makedirs(app.instance_path, exist_ok=True)
     for key, value in config.instance_defaults(app.instance_path).items():
         if not app.config.get(key):

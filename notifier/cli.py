@@ -55,6 +55,8 @@ def worker_command(once: bool) -> None:
     if once:
         click.echo(f"sending through {describe(app.config['MAIL_URL'])}")
         outcome = serve.make_dispatcher(app, svc).run_once()
+        if outcome.applied:
+            click.echo(f"applied {outcome.applied} stored deliveries")
         click.echo(
             f"sent {outcome.sent}, will retry {outcome.retried}, failed {outcome.failed}, "
             f"suppressed {outcome.suppressed}"

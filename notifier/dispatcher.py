@@ -58,6 +58,7 @@ class Outcome:
     retried: int = 0
     failed: int = 0
     suppressed: int = 0
+    applied: int = 0  # stored deliveries applied before sending
 
     @property
     def handled(self) -> int:
@@ -80,6 +81,7 @@ class Dispatcher:
         links: BuyerLinks | None = None,
         record_every: int = 50,
         record_seconds: float = 0.5,
+        apply_stored: Callable[[], int] | None = None,
     ) -> None:
         self.sessions = sessions
         self.transport = transport
@@ -96,10 +98,15 @@ class Dispatcher:
         # How many hand-overs share one recording transaction, and how long the oldest may wait.
         self.record_every = record_every
         self.record_seconds = record_seconds
+        # Stored webhooks waiting to be applied (NOTIFIER_APPLY=deferred): they may plan messages
+        # due at once, so they go first; the worker process hosts this inbound step, never sends.
+        self.apply_stored = apply_stored
 
     def run_once(self) -> Outcome:
-        """Send every message due now, batch after batch, until none is left."""
+        """Apply stored deliveries, then send every message due now, batch after batch."""
         total = Outcome()
+        if self.apply_stored is not None:
+            total.applied = self.apply_stored()
         while True:
             with self.sessions.begin() as session:
                 claims = outbox.claim_due(

@@ -2,14 +2,45 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import or_, select
+from sqlalchemy import Connection, Engine, Table, bindparam, insert, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from notifier import ledger
-from notifier.models import EventOutcome, InboundEvent, Shop
+from notifier.applier import Verdict, settle
+from notifier.models import EventOutcome, InboundEvent, LedgerContent, Shop
 from notifier.sources import Envelope
+
+EVENTS = cast(Table, InboundEvent.__table__)
+CONTENTS = cast(Table, LedgerContent.__table__)
+PENDING_DETAIL = "stored; a worker applies it"
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What the answer to a delivery says about the row that holds it."""
+
+    event_id: int
+    delivery_id: str
+    received_at: datetime
+    outcome: EventOutcome
+    detail: str
+    duplicate: bool = False
+
+    @classmethod
+    def of(cls, event: InboundEvent, *, duplicate: bool = False) -> Stored:
+        return cls(
+            event.id,
+            event.delivery_id,
+            event.received_at,
+            event.outcome,
+            event.outcome_detail,
+            duplicate,
+        )
 
 
 def find_duplicate(
@@ -26,6 +57,91 @@ def find_duplicate(
     )
 
 
+def store_pending(
+    engine: Engine,
+    *,
+    source: str,
+    shop_id: int,
+    envelope: Envelope,
+    topic: str,
+    body: bytes,
+    received_at: datetime,
+) -> Stored:
+    """Commit the delivery as pending for a worker (NOTIFIER_APPLY=deferred), or find its twin.
+
+    Three statements and a commit in SQLAlchemy Core: no unit of work, no ledger entry yet (the
+    worker writes it with the verdict); the raw body goes to the ledger's contents now.
+    """
+    with engine.begin() as connection:
+        earlier = _twin(connection, source, shop_id, envelope)
+        if earlier is not None:
+            return earlier
+        digest = ledger.sha256(body)
+        connection.execute(
+            _INSERT_CONTENT[connection.dialect.name], {"sha256": digest, "content": body}
+        )
+        event_id = connection.execute(
+            _INSERT_EVENT,
+            {
+                "shop_id": shop_id,
+                "source": source,
+                "delivery_id": envelope.delivery_id,
+                "event_id": envelope.event_id,
+                "topic": topic,
+                "received_at": received_at,
+                "occurred_at": envelope.occurred_at,
+                "headers": envelope.headers,
+                "body_sha256": digest,
+                "verification": envelope.verification,
+                "outcome": EventOutcome.PENDING,
+                "outcome_detail": PENDING_DETAIL,
+                "order_id": None,
+            },
+        ).scalar_one()
+    return Stored(event_id, envelope.delivery_id, received_at, EventOutcome.PENDING, PENDING_DETAIL)
+
+
+def _twin(connection: Connection, source: str, shop_id: int, envelope: Envelope) -> Stored | None:
+    row = connection.execute(
+        _TWIN,
+        {
+            "source": source,
+            "shop_id": shop_id,
+            "delivery_id": envelope.delivery_id,
+            "event_id": envelope.event_id,  # NULL matches nothing
+        },
+    ).first()
+    if row is None:
+        return None
+    return Stored(row.id, row.delivery_id, row.received_at, row.outcome, row.outcome_detail, True)
+
+
+# Built once: a webhook's statements are the same every time, only their values change.
+_TWIN = (
+    select(
+        EVENTS.c.id,
+        EVENTS.c.delivery_id,
+        EVENTS.c.received_at,
+        EVENTS.c.outcome,
+        EVENTS.c.outcome_detail,
+    )
+    .where(
+        EVENTS.c.source == bindparam("source"),
+        EVENTS.c.shop_id == bindparam("shop_id"),
+        or_(
+            EVENTS.c.delivery_id == bindparam("delivery_id"),
+            EVENTS.c.event_id == bindparam("event_id"),
+        ),
+    )
+    .limit(1)
+)
+_INSERT_EVENT = insert(EVENTS).returning(EVENTS.c.id)
+_INSERT_CONTENT = {
+    "postgresql": postgresql.insert(CONTENTS).on_conflict_do_nothing(),
+    "sqlite": sqlite.insert(CONTENTS).on_conflict_do_nothing(),
+}
+
+
 def record(
     session: Session,
     *,
@@ -35,10 +151,9 @@ def record(
     topic: str,
     body: bytes,
     received_at: datetime,
-    outcome: EventOutcome,
-    detail: str,
-    order_id: int | None,
+    verdict: Verdict,
 ) -> InboundEvent:
+    """The stored delivery; settled (ledger entry, messages' cause) unless still pending."""
     event = InboundEvent(
         shop_id=shop.id,
         source=source,
@@ -50,10 +165,11 @@ def record(
         headers=envelope.headers,
         body_sha256=ledger.keep(session, body),
         verification=envelope.verification,
-        outcome=outcome,
-        outcome_detail=detail,
-        order_id=order_id,
+        outcome=verdict.outcome,
+        outcome_detail=verdict.detail,
+        order_id=verdict.order_id,
     )
     session.add(event)  # inserted with the rest at commit, before the messages naming it
-    ledger.note_event(session, event)
+    if verdict.outcome is not EventOutcome.PENDING:
+        settle(session, event, verdict)
     return event

@@ -73,6 +73,8 @@ class OrderStatus(enum.StrEnum):
 
 
 class EventOutcome(enum.StrEnum):
+    # Stored and answered, waiting for a worker to apply it (NOTIFIER_APPLY=deferred).
+    PENDING = "pending"
     APPLIED = "applied"
     IGNORED = "ignored"
 
@@ -223,6 +225,8 @@ class InboundEvent(Base):
     __table_args__ = (
         UniqueConstraint("source", "shop_id", "delivery_id"),
         UniqueConstraint("source", "shop_id", "event_id"),
+        # The applier reads the pending ones in arrival order, whatever the table's size.
+        Index("ix_inbound_events_outcome_id", "outcome", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

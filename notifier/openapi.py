@@ -57,7 +57,8 @@ def _responses() -> dict[str, Any]:
     return {
         "200": {
             "description": "Stored (status accepted, or ignored for a topic not handled, or "
-            "duplicate for a delivery received before).",
+            "duplicate for a delivery received before; with NOTIFIER_APPLY=deferred, stored: "
+            "kept for a worker to apply).",
             "content": {"application/json": {"schema": {"$ref": REF.format(model="Receipt")}}},
         },
         "400": {"description": "Missing header, body not JSON or not UTF-8.", "content": problem},
@@ -192,7 +193,10 @@ def document() -> dict[str, Any]:
             "type": "object",
             "required": ["status", "event_id", "delivery_id", "received_at", "detail"],
             "properties": {
-                "status": {"type": "string", "enum": ["accepted", "ignored", "duplicate"]},
+                "status": {
+                    "type": "string",
+                    "enum": ["accepted", "ignored", "duplicate", "stored"],
+                },
                 "event_id": {"type": "integer"},
                 "delivery_id": {"type": "string"},
                 "received_at": {"type": "string", "format": "date-time"},

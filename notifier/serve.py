@@ -14,7 +14,7 @@ from flask import Flask
 from sqlalchemy.exc import IntegrityError
 from waitress.server import create_server
 
-from notifier import ledger, migrate
+from notifier import applier, ledger, migrate
 from notifier.dispatcher import Dispatcher, RetryPolicy
 from notifier.services import Services
 from notifier.transports import describe, from_url
@@ -78,6 +78,7 @@ def make_dispatcher(app: Flask, svc: Services) -> Dispatcher:
         retry=RetryPolicy(max_attempts=config["DISPATCH_MAX_ATTEMPTS"]),
         housekeeping=Checkpointer(svc, timedelta(seconds=config["LEDGER_CHECKPOINT_SECONDS"])),
         links=svc.links,
+        apply_stored=lambda: applier.apply_pending(svc.sessions, svc.clock, svc.renderer.locales),
     )
 
 

@@ -26,6 +26,12 @@ class Services:
     # Set after a commit that planned mail, so an in-process dispatcher sends without waiting.
     wake_dispatcher: threading.Event = field(default_factory=threading.Event)
 
+    @property
+    def read_engine(self) -> Engine:
+        """The engine behind `readers`, for lookups in SQLAlchemy Core."""
+        bound: Engine = self.readers.kw["bind"]
+        return bound
+
 
 def services() -> Services:
     found: Services = current_app.extensions["notifier"]

@@ -1,7 +1,8 @@
 """Inbound webhooks, in a fixed order: size, shop, signature, freshness, body; store, apply, plan.
 
 The answer is 2xx only after the raw body, its headers of record and the verdict are committed
-together with whatever the news changed (invariant 1). Nothing here sends mail.
+together with whatever the news changed (invariant 1); with NOTIFIER_APPLY=deferred, after the
+body is committed as pending, for a worker to apply (notifier.applier). Nothing here sends mail.
 """
 
 from __future__ import annotations
@@ -9,15 +10,16 @@ from __future__ import annotations
 import logging
 import re
 from datetime import timedelta
-from typing import Any
+from typing import cast
 
 from flask import Blueprint, Response, current_app, jsonify, request
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import make_transient_to_detached
 
-from notifier import intake, journey, metrics
+from notifier import applier, intake, metrics
 from notifier.events import Translation
-from notifier.models import EventOutcome, InboundEvent, Platform, Shop, TrackingService
+from notifier.models import EventOutcome, Platform, Shop, TrackingService
 from notifier.problems import Problem
 from notifier.services import services
 from notifier.sources import Envelope, aftership, shopify, standard, woocommerce
@@ -50,13 +52,29 @@ def _body() -> bytes:
     return request.get_data(cache=True)
 
 
-def _shop(platform: Platform, **where: Any) -> Shop:
-    with services().readers() as session:
-        shop = session.scalar(select(Shop).filter_by(platform=platform, **where))
-    if shop is None:
-        key, value = next(iter(where.items()))
-        raise Problem(404, "Unknown shop", f"No {platform.value} shop has {key} {value!r}.")
+def _shop(platform: Platform | None, column: str, value: str) -> Shop | None:
+    """The shop a delivery names, looked up in Core (no unit of work), detached for the caller."""
+    with services().read_engine.connect() as connection:
+        row = connection.execute(_SHOP_BY[column], {"value": value}).mappings().first()
+    if row is None or (platform is not None and row["platform"] is not platform):
+        return None
+    shop = Shop(**row)
+    make_transient_to_detached(shop)  # known to be stored: merge(load=False) takes it as is
     return shop
+
+
+def _known_shop(platform: Platform, column: str, value: str) -> Shop:
+    shop = _shop(platform, column, value)
+    if shop is None:
+        raise Problem(404, "Unknown shop", f"No {platform.value} shop has {column} {value!r}.")
+    return shop
+
+
+_SHOPS = cast(Table, Shop.__table__)
+_SHOP_BY = {
+    column: select(_SHOPS).where(_SHOPS.c[column] == bindparam("value"))
+    for column in ("domain", "slug")
+}
 
 
 def _slug(slug: str) -> str:
@@ -68,7 +86,7 @@ def _slug(slug: str) -> str:
 @bp.post("/shopify")
 def shopify_delivery() -> Response:
     body = _body()
-    shop = _shop(Platform.SHOPIFY, domain=shopify.shop_domain(request.headers))
+    shop = _known_shop(Platform.SHOPIFY, "domain", shopify.shop_domain(request.headers))
     envelope = shopify.verify(request.headers, body, shop.webhook_secrets)
     return _accept(shopify.NAME, shop, envelope, shopify.translate(envelope, body), body)
 
@@ -76,7 +94,7 @@ def shopify_delivery() -> Response:
 @bp.post("/standard/<slug>")
 def standard_delivery(slug: str) -> Response:
     body = _body()
-    shop = _shop(Platform.STANDARD, slug=_slug(slug))
+    shop = _known_shop(Platform.STANDARD, "slug", _slug(slug))
     tolerance = timedelta(seconds=current_app.config["STANDARD_WEBHOOK_TOLERANCE_SECONDS"])
     envelope = standard.verify(
         request.headers, body, shop.webhook_secrets, services().clock.now(), tolerance
@@ -87,7 +105,7 @@ def standard_delivery(slug: str) -> Response:
 @bp.post("/woocommerce/<slug>")
 def woocommerce_delivery(slug: str) -> Response:
     body = _body()
-    shop = _shop(Platform.WOOCOMMERCE, slug=_slug(slug))
+    shop = _known_shop(Platform.WOOCOMMERCE, "slug", _slug(slug))
     envelope = woocommerce.verify(request.headers, body, shop.webhook_secrets)
     if envelope.topic is None:  # the unsigned-looking ping WooCommerce sends on creation
         return jsonify(status="ignored", detail="webhook ping acknowledged; nothing stored")
@@ -98,8 +116,7 @@ def woocommerce_delivery(slug: str) -> Response:
 def aftership_delivery(slug: str) -> Response:
     """Tracking news for a shop of any platform, signed with the shop's AfterShip secret."""
     body = _body()
-    with services().readers() as session:
-        shop = session.scalar(select(Shop).filter_by(slug=_slug(slug)))
+    shop = _shop(None, "slug", _slug(slug))
     if shop is None:
         raise Problem(404, "Unknown shop", f"No shop has slug {slug!r}.")
     secrets = shop.tracking_secrets.get(TrackingService.AFTERSHIP, [])
@@ -132,18 +149,27 @@ def _store_and_apply(
 ) -> Response:
     svc = services()
     now = svc.clock.now()
+    if current_app.config["APPLY"] == "deferred" and translation.ignored_because is None:
+        stored = intake.store_pending(
+            svc.engine,
+            source=source,
+            shop_id=shop.id,
+            envelope=envelope,
+            topic=translation.topic,
+            body=body,
+            received_at=now,
+        )
+        if not stored.duplicate:
+            svc.wake_dispatcher.set()
+        return _receipt(stored)
     with svc.sessions.begin() as session:
         shop = session.merge(shop, load=False)
         earlier = intake.find_duplicate(session, source, shop, envelope)
         if earlier is not None:
-            return _receipt(earlier, "duplicate", "already received; nothing changed")
-        results = [
-            journey.apply(session, shop, item, now=now, locales=svc.renderer.locales)
-            for item in translation.events
-        ]
-        ignored = translation.ignored_because
-        if ignored is None and results and all(r.order is None for r in results):
-            ignored = "; ".join(r.detail for r in results)
+            return _receipt(intake.Stored.of(earlier, duplicate=True))
+        verdict = applier.apply_translation(
+            session, shop, translation, now=now, locales=svc.renderer.locales
+        )
         event = intake.record(
             session,
             source=source,
@@ -152,24 +178,29 @@ def _store_and_apply(
             topic=translation.topic,
             body=body,
             received_at=now,
-            outcome=EventOutcome.APPLIED if ignored is None else EventOutcome.IGNORED,
-            detail=ignored if ignored is not None else "; ".join(r.detail for r in results),
-            order_id=next((r.order.id for r in results if r.order is not None), None),
+            verdict=verdict,
         )
-        planned = [message for result in results for message in result.planned]
-        for message in planned:
-            message.caused_by = event
-    if planned:
+    if verdict.planned:
         svc.wake_dispatcher.set()
-    status = "accepted" if event.outcome is EventOutcome.APPLIED else "ignored"
-    return _receipt(event, status, event.outcome_detail)
+    return _receipt(intake.Stored.of(event))
 
 
-def _receipt(event: InboundEvent, status: str, detail: str) -> Response:
+_STATUS = {
+    EventOutcome.APPLIED: "accepted",
+    EventOutcome.IGNORED: "ignored",
+    EventOutcome.PENDING: "stored",
+}
+
+
+def _receipt(stored: intake.Stored) -> Response:
+    if stored.duplicate:
+        status, detail = "duplicate", "already received; nothing changed"
+    else:
+        status, detail = _STATUS[stored.outcome], stored.detail
     return jsonify(
         status=status,
-        event_id=event.id,
-        delivery_id=event.delivery_id,
-        received_at=event.received_at.isoformat(),
+        event_id=stored.event_id,
+        delivery_id=stored.delivery_id,
+        received_at=stored.received_at.isoformat(),
         detail=detail,
     )
