@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, Table, bindparam, insert, or_, select
+from sqlalchemy import Connection, Engine, Select, Table, bindparam, exists, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -69,35 +69,41 @@ def store_pending(
 ) -> Stored:
     """Commit the delivery as pending for a worker (NOTIFIER_APPLY=deferred), or find its twin.
 
-    Three statements and a commit in SQLAlchemy Core: no unit of work, no ledger entry yet (the
-    worker writes it with the verdict); the raw body goes to the ledger's contents now.
+    In SQLAlchemy Core, with no unit of work and no ledger entry yet (the worker writes it with
+    the verdict); the raw body goes to the ledger's contents now. On PostgreSQL one statement
+    in one round trip stores both; a unique conflict (a twin) stores neither.
     """
-    with engine.begin() as connection:
-        earlier = _twin(connection, source, shop_id, envelope)
-        if earlier is not None:
-            return earlier
-        digest = ledger.sha256(body)
-        connection.execute(
-            _INSERT_CONTENT[connection.dialect.name], {"sha256": digest, "content": body}
-        )
-        event_id = connection.execute(
-            _INSERT_EVENT,
-            {
-                "shop_id": shop_id,
-                "source": source,
-                "delivery_id": envelope.delivery_id,
-                "event_id": envelope.event_id,
-                "topic": topic,
-                "received_at": received_at,
-                "occurred_at": envelope.occurred_at,
-                "headers": envelope.headers,
-                "body_sha256": digest,
-                "verification": envelope.verification,
-                "outcome": EventOutcome.PENDING,
-                "outcome_detail": PENDING_DETAIL,
-                "order_id": None,
-            },
-        ).scalar_one()
+    digest = ledger.sha256(body)
+    values = {
+        "shop_id": shop_id,
+        "source": source,
+        "delivery_id": envelope.delivery_id,
+        "event_id": envelope.event_id,
+        "topic": topic,
+        "received_at": received_at,
+        "occurred_at": envelope.occurred_at,
+        "headers": envelope.headers,
+        "body_sha256": digest,
+        "verification": envelope.verification,
+        "outcome": EventOutcome.PENDING,
+        "outcome_detail": PENDING_DETAIL,
+        "order_id": None,
+        "content": body,
+    }
+    with engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+            event_id = connection.execute(_STORE_POSTGRESQL, values).scalar()
+        else:
+            with connection.begin():
+                event_id = connection.execute(_STORE_SQLITE, values).scalar()
+                if event_id is not None:
+                    connection.execute(_KEEP_SQLITE, {"sha256": digest, "content": body})
+        if event_id is None:
+            twin = _twin(connection, source, shop_id, envelope)
+            if twin is None:  # the twin was erased in between: impossible, as rows stay
+                raise RuntimeError(f"delivery {envelope.delivery_id!r} conflicts with no row")
+            return twin
     return Stored(event_id, envelope.delivery_id, received_at, EventOutcome.PENDING, PENDING_DETAIL)
 
 
@@ -135,11 +141,41 @@ _TWIN = (
     )
     .limit(1)
 )
-_INSERT_EVENT = insert(EVENTS).returning(EVENTS.c.id)
-_INSERT_CONTENT = {
-    "postgresql": postgresql.insert(CONTENTS).on_conflict_do_nothing(),
-    "sqlite": sqlite.insert(CONTENTS).on_conflict_do_nothing(),
-}
+_COLUMNS = [c.name for c in EVENTS.c if c.name != "id"]
+_STORE_SQLITE = (
+    sqlite.insert(EVENTS)
+    .values({name: bindparam(name) for name in _COLUMNS})
+    .on_conflict_do_nothing()
+    .returning(EVENTS.c.id)
+)
+_KEEP_SQLITE = sqlite.insert(CONTENTS).on_conflict_do_nothing()
+
+
+def _store_postgresql() -> Select[Any]:
+    """INSERT the event unless a twin exists, and its body only if the event went in."""
+    event = (
+        postgresql.insert(EVENTS)
+        .values({name: bindparam(name) for name in _COLUMNS})
+        .on_conflict_do_nothing()
+        .returning(EVENTS.c.id)
+        .cte("stored_event")
+    )
+    body = (
+        postgresql.insert(CONTENTS)
+        .from_select(
+            ["sha256", "content"],
+            select(
+                bindparam("body_sha256", type_=CONTENTS.c.sha256.type),
+                bindparam("content", type_=CONTENTS.c.content.type),
+            ).where(exists(select(event.c.id))),
+        )
+        .on_conflict_do_nothing()
+        .cte("stored_body")
+    )
+    return select(event.c.id).add_cte(body)
+
+
+_STORE_POSTGRESQL = _store_postgresql()
 
 
 def record(

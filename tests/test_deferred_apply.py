@@ -24,7 +24,15 @@ from notifier import applier, audit, create_app, migrate
 from notifier.clock import FakeClock
 from notifier.db import make_engine
 from notifier.dispatcher import Dispatcher
-from notifier.models import EventOutcome, InboundEvent, Message, Order, Platform, Shop
+from notifier.models import (
+    EventOutcome,
+    InboundEvent,
+    LedgerContent,
+    Message,
+    Order,
+    Platform,
+    Shop,
+)
 from notifier.transports.memory import MemoryTransport
 
 from .conftest import (
@@ -272,12 +280,18 @@ def test_a_stored_delivery_is_a_duplicate_before_and_after_it_is_applied(
     apply_pending(twin)
     later = post_shopify(client, ORDER_BODY, webhook_id="w-1")
 
+    other_body = post_shopify(client, shopify_order(note="changed"), webhook_id="w-1")
+
     assert first.json["status"] == "stored"
     assert first.json["detail"] == "stored; a worker applies it"
+    assert other_body.json["status"] == "duplicate"
     assert again.json["status"] == later.json["status"] == "duplicate"
     assert again.json["event_id"] == later.json["event_id"] == first.json["event_id"]
     with services(twin).sessions() as session:
         assert session.scalar(select(sa.func.count()).select_from(Message)) == 1
+        stored_bodies = session.scalars(select(LedgerContent.content)).all()
+    assert ORDER_BODY in stored_bodies
+    assert not any(b"changed" in content for content in stored_bodies)  # a twin stores nothing
 
 
 def test_bad_input_is_still_refused_before_anything_is_stored(
