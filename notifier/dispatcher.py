@@ -162,6 +162,11 @@ class Dispatcher:
                     .group_by(Delivery.message_id)
                 )
             }
+            # Checked as the batch is read, a moment before its sends: an unsubscribe counts
+            # until then. One query for the batch's recipients.
+            stopped = suppression.active_among(
+                session, [(m.shop_id, m.recipient) for m in messages.values()]
+            )
             prepared = []
             for claim in claims:
                 message = messages[claim.message_id]
@@ -169,10 +174,9 @@ class Dispatcher:
                 marketing = not KINDS[message.kind].transactional
                 if marketing:
                     sender = message.shop.settings.get("survey", {}).get("sender", sender)
-                # Checked as the batch is read, a moment before its sends: an unsubscribe
-                # counts until then.
-                blocked = suppression.blocking(
-                    session, message.shop_id, message.recipient, transactional=not marketing
+                blocked = suppression.first_blocking(
+                    stopped.get((message.shop_id, suppression.normalized(message.recipient)), []),
+                    transactional=not marketing,
                 )
                 refusal = suppression.describe(blocked) if blocked else None
                 prepared.append((claim, message, sender, reply_to, refusal))

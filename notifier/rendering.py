@@ -47,11 +47,21 @@ LRI, FSI, PDI = "\u2066", "\u2068", "\u2069"
 class Formats:
     """Babel's formatting bound to one locale and timezone, handed to templates as `fmt`."""
 
-    def __init__(self, locale: str, timezone: str, *, html: bool = False) -> None:
-        self.locale = Locale.parse(locale)
+    def __init__(
+        self,
+        locale: str,
+        timezone: str,
+        *,
+        html: bool = False,
+        memo: dict[tuple[str, str, bool], str] | None = None,
+    ) -> None:
+        self.locale = _locale(locale)
         self.zone = pytz.timezone(timezone)
         self.rtl = self.locale.character_order == "right-to-left"
         self.html = html
+        # Amounts already written in this email: its text and HTML parts show the same ones,
+        # and Babel's format_currency is the dearest call a template makes.
+        self._money = memo if memo is not None else {}
 
     @property
     def colon(self) -> str:
@@ -81,8 +91,11 @@ class Formats:
         """In the currency's own digits (JPY none, KWD three) and the locale's symbol placement."""
         if amount is None:
             return ""
-        value = -Decimal(amount) if negative else Decimal(amount)
-        return format_currency(value, currency, locale=self.locale)
+        key = (str(amount), currency, negative)
+        if key not in self._money:
+            value = -Decimal(amount) if negative else Decimal(amount)
+            self._money[key] = format_currency(value, currency, locale=self.locale)
+        return self._money[key]
 
     def number(self, value: int | Decimal) -> str:
         return format_decimal(value, locale=self.locale)
@@ -181,10 +194,9 @@ class Renderer:
             "left": "right" if parsed.character_order == "right-to-left" else "left",
             "right": "left" if parsed.character_order == "right-to-left" else "right",
         }
-        text_formats, html_formats = (
-            _formats(locale, timezone, False),
-            _formats(locale, timezone, True),
-        )
+        memo: dict[tuple[str, str, bool], str] = {}
+        text_formats = Formats(locale, timezone, memo=memo)
+        html_formats = Formats(locale, timezone, html=True, memo=memo)
         subject = env.get_template(f"email/{kind}/subject.txt").render(variables, fmt=text_formats)
         text = env.get_template(f"email/{kind}/body.txt").render(variables, fmt=text_formats)
         html = env.get_template(f"email/{kind}/body.html").render(variables, fmt=html_formats)
@@ -200,12 +212,6 @@ class Renderer:
 @functools.lru_cache(maxsize=64)
 def _locale(locale: str) -> Locale:
     return Locale.parse(locale)
-
-
-@functools.lru_cache(maxsize=1024)
-def _formats(locale: str, timezone: str, html: bool) -> Formats:
-    """Formats hold no per-message state, so one per (locale, timezone, kind of text) serves all."""
-    return Formats(locale, timezone, html=html)
 
 
 # Languages written without spaces between sentences: templates join sentences with one.

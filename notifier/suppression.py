@@ -7,6 +7,7 @@ deleted, so the record says who allowed mail again and when.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable
 from datetime import datetime
 
 from sqlalchemy import select
@@ -39,11 +40,33 @@ def active(session: Session, shop_id: int, address: str) -> list[Suppression]:
     )
 
 
-def blocking(
-    session: Session, shop_id: int, address: str, *, transactional: bool
-) -> Suppression | None:
+def active_among(
+    session: Session, recipients: Collection[tuple[int, str]]
+) -> dict[tuple[int, str], list[Suppression]]:
+    """The active entries of many (shop, address) pairs at once: one query for a whole batch."""
+    wanted = {(shop_id, normalized(address)) for shop_id, address in recipients}
+    found: dict[tuple[int, str], list[Suppression]] = {}
+    if not wanted:
+        return found
+    rows = session.scalars(
+        select(Suppression)
+        .where(
+            Suppression.address.in_({address for _shop, address in wanted}),
+            Suppression.shop_id.in_({shop for shop, _address in wanted}),
+            Suppression.lifted_at.is_(None),
+        )
+        .order_by(Suppression.created_at, Suppression.id)
+    )
+    for entry in rows:
+        key = (entry.shop_id, entry.address)
+        if key in wanted:
+            found.setdefault(key, []).append(entry)
+    return found
+
+
+def first_blocking(entries: Iterable[Suppression], *, transactional: bool) -> Suppression | None:
     """The entry that forbids this mail, if any: the first that applies to its kind."""
-    for entry in active(session, shop_id, address):
+    for entry in entries:
         if entry.reason in STOPS_EVERYTHING or not transactional:
             return entry
     return None
