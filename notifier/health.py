@@ -11,7 +11,7 @@ from flask import Blueprint, Response, jsonify
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from notifier import migrate
+from notifier import applier, migrate
 from notifier.models import Message, MessageState
 from notifier.problems import Problem
 from notifier.services import services
@@ -40,6 +40,7 @@ def readyz() -> Response:
             failed = session.scalar(
                 select(func.count()).where(Message.state == MessageState.FAILED)
             )
+            pending = applier.pending_count(session)
     except SQLAlchemyError as error:
         raise Problem(503, "Not ready", "The database does not answer.") from error
     head = migrate.head_revision()
@@ -58,4 +59,5 @@ def readyz() -> Response:
         due_messages=due[0],
         oldest_due_seconds=int((now - oldest).total_seconds()) if oldest else 0,
         failed_messages=failed,
+        pending_deliveries=pending,
     )

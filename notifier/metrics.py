@@ -17,7 +17,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from notifier import ledger
+from notifier import applier, ledger
 from notifier.models import Message, MessageState
 from notifier.services import Services, services
 
@@ -63,6 +63,12 @@ class Backlog(Collector):
             failed = session.scalar(
                 select(func.count()).where(Message.state == MessageState.FAILED)
             )
+            pending = applier.pending_count(session)
+        yield GaugeMetricFamily(
+            "notifier_pending_deliveries",
+            "Webhooks stored and answered, waiting for a worker to apply them (deferred apply).",
+            value=pending,
+        )
         yield GaugeMetricFamily(
             "notifier_due_messages", "Messages due now and not yet sent.", value=count
         )

@@ -416,3 +416,20 @@ def test_the_database_lets_a_pending_delivery_get_its_verdict_once_and_nothing_e
     )
     with pytest.raises(refused, match="append-only"):
         update("UPDATE inbound_events SET outcome_detail = 'y' WHERE id = :id", newer)
+
+
+def test_readiness_and_metrics_show_the_stored_backlog(
+    deferred_app: tuple[Flask, FakeClock],
+) -> None:
+    twin, _clock = deferred_app
+    client = twin.test_client()
+    post_shopify(client, ORDER_BODY)
+    post_shopify(client, shopify_order(id=8, name="#8"))
+    before = (client.get("/readyz").json, client.get("/metrics").get_data(as_text=True))
+    apply_pending(twin)
+    after = (client.get("/readyz").json, client.get("/metrics").get_data(as_text=True))
+
+    assert (before[0]["pending_deliveries"], after[0]["pending_deliveries"]) == (2, 0)
+    assert "notifier_pending_deliveries 2\n" in before[1]
+    assert "notifier_pending_deliveries 0\n" in after[1]
+    assert 'notifier_webhook_deliveries_total{source="shopify",verdict="stored"}' in before[1]
