@@ -53,7 +53,7 @@ import requests
 import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 
-from notifier.models import Delivery, InboundEvent, Message, MessageState
+from notifier.models import Delivery, EventOutcome, InboundEvent, Message, MessageState
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -340,11 +340,16 @@ def outbox_message_ids(folder: Path) -> list[str]:
 
 
 def drain(engine: sa.Engine, seconds: float) -> tuple[bool, float]:
-    """Wait until nothing is due or being sent; whether it drained, and how long it took."""
+    """Wait until nothing is pending, due or being sent; whether it drained, and how long."""
     started = time.monotonic()
     while time.monotonic() - started < seconds:
         with engine.connect() as connection:
-            left = connection.scalar(
+            pending = connection.scalar(
+                sa.select(sa.func.count())
+                .select_from(InboundEvent)
+                .where(InboundEvent.outcome == EventOutcome.PENDING)
+            )
+            left = pending or connection.scalar(
                 sa.select(sa.func.count())
                 .select_from(Message)
                 .where(
@@ -373,6 +378,7 @@ def main() -> int:
     parser.add_argument("--database-url", default=None, help="an empty database; default SQLite")
     parser.add_argument("--drain-seconds", type=float, default=1800)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--apply", choices=["inline", "deferred"], default="inline")
     options = parser.parse_args()
     chance = random.Random(options.seed)
 
@@ -381,6 +387,7 @@ def main() -> int:
         env["NOTIFIER_INSTANCE_PATH"] = folder
         database_url = options.database_url or f"sqlite:///{folder}/notifier.db"
         env["NOTIFIER_DATABASE_URL"] = database_url
+        env["NOTIFIER_APPLY"] = options.apply
         upgrade = [str(BIN / "notifier"), "db", "upgrade"]
         subprocess.run(upgrade, env=env, check=True, capture_output=True)
         sink, controller = Sink(), None
@@ -413,7 +420,7 @@ def main() -> int:
             print(
                 f"soak: {options.deliveries} deliveries to {options.shops} shops, concurrency "
                 f"{options.concurrency}, {'PostgreSQL' if options.database_url else 'SQLite'}, "
-                f"{options.outbox} outbox",
+                f"{options.outbox} outbox, apply {options.apply}",
                 flush=True,
             )
             local = threading.local()
@@ -474,6 +481,16 @@ def report(
         messages = connection.execute(
             sa.select(Message.state, Message.next_attempt_at, Message.kind, Message.rfc_message_id)
         ).all()
+        unapplied = connection.scalar(
+            sa.select(sa.func.count())
+            .select_from(InboundEvent)
+            .where(
+                sa.or_(
+                    InboundEvent.outcome == EventOutcome.PENDING,
+                    InboundEvent.outcome_detail.startswith("could not be applied"),
+                )
+            )
+        )
         resent = set(
             connection.scalars(
                 sa.select(Message.rfc_message_id)
@@ -533,6 +550,8 @@ def report(
         problems.append(f"{states[MessageState.FAILED]} failed")
     if not drained:
         problems.append("due mail left unsent")
+    if unapplied:
+        problems.append(f"{unapplied} stored deliveries never applied")
     if refused_4xx or tally.errors:
         problems.append(f"{refused_4xx} 4xx, {tally.errors} unanswered")
     if unanswered:
