@@ -102,6 +102,8 @@ def apply_pending(
             done = _apply_singly(sessions, clock, locales, batch_size)
         applied += done
         if done < batch_size:
+            if applied:
+                log.info("applied %d stored deliveries", applied)
             return applied
 
 
