@@ -107,6 +107,12 @@ def store_pending(
     return Stored(event_id, envelope.delivery_id, received_at, EventOutcome.PENDING, PENDING_DETAIL)
 
 
+def has_pending(engine: Engine, shop_id: int) -> bool:
+    """Whether this shop has deliveries stored but not yet applied (left by deferred apply)."""
+    with engine.connect() as connection:
+        return connection.execute(_PENDING, {"shop_id": shop_id}).first() is not None
+
+
 def _twin(connection: Connection, source: str, shop_id: int, envelope: Envelope) -> Stored | None:
     row = connection.execute(
         _TWIN,
@@ -139,6 +145,11 @@ _TWIN = (
             EVENTS.c.event_id == bindparam("event_id"),
         ),
     )
+    .limit(1)
+)
+_PENDING = (
+    select(EVENTS.c.id)
+    .where(EVENTS.c.outcome == EventOutcome.PENDING, EVENTS.c.shop_id == bindparam("shop_id"))
     .limit(1)
 )
 _COLUMNS = [c.name for c in EVENTS.c if c.name != "id"]

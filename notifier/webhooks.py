@@ -149,7 +149,9 @@ def _store_and_apply(
 ) -> Response:
     svc = services()
     now = svc.clock.now()
-    if current_app.config["APPLY"] == "deferred" and translation.ignored_because is None:
+    if translation.ignored_because is None and (
+        current_app.config["APPLY"] == "deferred" or intake.has_pending(svc.read_engine, shop.id)
+    ):  # news behind stored deliveries waits its turn, or it could overtake its own order
         stored = intake.store_pending(
             svc.engine,
             source=source,

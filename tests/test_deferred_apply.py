@@ -433,3 +433,22 @@ def test_readiness_and_metrics_show_the_stored_backlog(
     assert "notifier_pending_deliveries 2\n" in before[1]
     assert "notifier_pending_deliveries 0\n" in after[1]
     assert 'notifier_webhook_deliveries_total{source="shopify",verdict="stored"}' in before[1]
+
+
+def test_after_switching_back_to_inline_news_waits_behind_what_is_still_stored(
+    deferred_app: tuple[Flask, FakeClock],
+) -> None:
+    twin, _clock = deferred_app
+    client = twin.test_client()
+    assert post_shopify(client, ORDER_BODY).json["status"] == "stored"
+    twin.config["APPLY"] = "inline"  # the operator switched before the workers drained
+
+    behind = post_shopify(client, fulfilment(), topic="fulfillments/create")
+    apply_pending(twin)
+    after = post_shopify(client, scan("out_for_delivery"), topic="fulfillment_events/create")
+
+    assert behind.json["status"] == "stored"  # not applied ahead of its order
+    assert after.json["status"] == "accepted"  # nothing left in front of it: inline again
+    verdicts = [(outcome, detail) for _s, _t, outcome, detail, _o in summary(twin)["events"]]
+    assert [outcome for outcome, _detail in verdicts] == ["applied", "applied", "applied"]
+    assert "shipment_shipped planned" in verdicts[1][1]
