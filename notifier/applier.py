@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from notifier import journey, ledger
@@ -34,6 +34,8 @@ TRANSLATORS: dict[str, Callable[[Envelope, bytes], Translation]] = {
 # One applier at a time across every worker (PostgreSQL advisory lock; SQLite has one writer
 # anyway), so news is applied in the order it arrived: a fulfilment never before its order.
 APPLIER_LOCK = 0x6E6F7469  # "noti"
+# The database is unreachable or busy: nothing is wrong with the deliveries, so they wait.
+DATABASE_AWAY = (OperationalError, InterfaceError)
 
 
 @dataclass
@@ -95,8 +97,8 @@ def apply_pending(
     while True:
         try:
             done = _apply_batch(sessions, clock, locales, batch_size, only=None)
-        except DBAPIError:
-            raise  # the database is away: the caller's loop tries again later
+        except DATABASE_AWAY:
+            raise  # the caller's loop tries again later
         except Exception:
             log.exception("applying a batch of stored deliveries failed; one at a time now")
             done = _apply_singly(sessions, clock, locales, batch_size)
@@ -139,13 +141,16 @@ def _apply_singly(
             .limit(limit)
         ).all()
     for event_id in ids:
-        try:
-            _apply_batch(sessions, clock, locales, 1, only=event_id)
-        except DBAPIError:
-            raise
-        except Exception as error:
-            log.exception("stored delivery %s could not be applied", event_id)
-            _give_up(sessions, event_id, error)
+        for attempt in (1, 2):  # a second try, for a race (a unique key taken meanwhile)
+            try:
+                _apply_batch(sessions, clock, locales, 1, only=event_id)
+                break
+            except DATABASE_AWAY:
+                raise
+            except Exception as error:
+                log.exception("stored delivery %s could not be applied", event_id)
+                if attempt == 2:
+                    _give_up(sessions, event_id, error)
     return len(ids)
 
 

@@ -452,3 +452,24 @@ def test_after_switching_back_to_inline_news_waits_behind_what_is_still_stored(
     verdicts = [(outcome, detail) for _s, _t, outcome, detail, _o in summary(twin)["events"]]
     assert [outcome for outcome, _detail in verdicts] == ["applied", "applied", "applied"]
     assert "shipment_shipped planned" in verdicts[1][1]
+
+
+def test_a_race_on_a_unique_key_is_tried_again_not_given_up(
+    deferred_app: tuple[Flask, FakeClock], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    twin, _clock = deferred_app
+    post_shopify(twin.test_client(), ORDER_BODY)
+    real, calls = applier.TRANSLATORS["shopify"], []
+
+    def racing(*args: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise sa.exc.IntegrityError("INSERT INTO orders", {}, Exception("taken meanwhile"))
+        return real(*args)
+
+    monkeypatch.setitem(applier.TRANSLATORS, "shopify", racing)
+    assert apply_pending(twin) == 1
+
+    with services(twin).sessions() as session:
+        assert session.scalars(select(InboundEvent.outcome)).all() == [EventOutcome.APPLIED]
+        assert session.scalar(select(sa.func.count()).select_from(Message)) == 1
