@@ -20,9 +20,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from notifier import applier, audit, create_app, migrate
+from notifier import applier, audit, create_app
 from notifier.clock import FakeClock
-from notifier.db import make_engine
 from notifier.dispatcher import Dispatcher
 from notifier.models import (
     EventOutcome,
@@ -40,6 +39,7 @@ from .conftest import (
     SHOPIFY_SECRET,
     STANDARD_SECRET,
     START,
+    migrated_postgres,
     post_shopify,
     services,
     shopify_order,
@@ -130,20 +130,9 @@ def twin_url(database_url: str, tmp_path: Path, request: pytest.FixtureRequest) 
         shutil.copy(request.getfixturevalue("_sqlite_template"), path)
         yield f"sqlite:///{path}"
         return
-    url = sa.engine.make_url(database_url)
-    name = f"{url.database}_twin"
-    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    twin = url.set(database=name).render_as_string(hide_password=False)
-    engine = make_engine(twin)
-    migrate.upgrade(engine)
-    engine.dispose()
-    yield twin
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    name = f"{sa.engine.make_url(database_url).database}_twin"
+    with migrated_postgres(database_url, name) as twin:
+        yield twin
 
 
 @pytest.fixture
