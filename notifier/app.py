@@ -12,9 +12,11 @@ from flask import Flask
 from notifier import config, ledger, logs, metrics, problems
 from notifier.clock import Clock, SystemClock
 from notifier.db import make_engine, make_sessionmaker, read_only
+from notifier.intake import PendingStore
 from notifier.links import BuyerLinks
 from notifier.rendering import Renderer
 from notifier.services import Services
+from notifier.shop_directory import ShopDirectory
 
 
 def create_app(test_config: dict[str, Any] | None = None, *, clock: Clock | None = None) -> Flask:
@@ -60,7 +62,12 @@ def create_app(test_config: dict[str, Any] | None = None, *, clock: Clock | None
             survey_valid=timedelta(days=int(app.config["SURVEY_LINK_DAYS"])),
             unsubscribe_valid=timedelta(days=int(app.config["UNSUBSCRIBE_LINK_DAYS"])),
         ),
+        pending=PendingStore(engine),
+        shops=ShopDirectory(
+            read_only(engine), keep_seconds=float(app.config["SHOP_CACHE_SECONDS"])
+        ),
     )
+    app.extensions["notifier"].shops.watch(sessions)
 
     problems.register(app)
     from notifier import api, buyer, console, health, openapi, provider_hooks, webhooks

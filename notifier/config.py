@@ -21,6 +21,9 @@ DEFAULTS: dict[str, Any] = {
     # it only stores the delivery and answers; workers apply stored deliveries in arrival order
     # (notifier.applier). Deferred answers several times faster: for web tiers under peaks.
     "APPLY": "inline",
+    # How long a web process keeps a shop's secrets once read (notifier.shop_directory): a
+    # change made from another process, such as a rotated secret, counts within this.
+    "SHOP_CACHE_SECONDS": 5,
     "DISPATCH_BATCH_SIZE": 50,
     "DISPATCH_POLL_SECONDS": 1.0,
     "DISPATCH_LEASE_SECONDS": 120,

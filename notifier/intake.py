@@ -8,10 +8,12 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, Select, Table, bindparam, exists, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from notifier import ledger
 from notifier.applier import Verdict, settle
+from notifier.group_commit import GroupCommit
 from notifier.models import EventOutcome, InboundEvent, LedgerContent, Shop
 from notifier.sources import Envelope
 
@@ -57,8 +59,72 @@ def find_duplicate(
     )
 
 
-def store_pending(
-    engine: Engine,
+class PendingStore:
+    """Commits deliveries as pending for a worker (NOTIFIER_APPLY=deferred), or finds their twins.
+
+    In SQLAlchemy Core, with no unit of work and no ledger entry yet (the worker writes it with
+    the verdict); the raw body goes to the ledger's contents now, and only if its event went in.
+    Deliveries arriving together share one transaction and one flush (group commit): each
+    request still returns only once its own row is committed.
+    """
+
+    def __init__(self, engine: Engine, *, max_batch: int = 64) -> None:
+        self.engine = engine
+        self._group: GroupCommit[dict[str, Any], Stored] = GroupCommit(
+            self.store_batch, max_batch=max_batch
+        )
+
+    def store(
+        self,
+        *,
+        source: str,
+        shop_id: int,
+        envelope: Envelope,
+        topic: str,
+        body: bytes,
+        received_at: datetime,
+    ) -> Stored:
+        return self._group.submit(
+            pending_row(
+                source=source,
+                shop_id=shop_id,
+                envelope=envelope,
+                topic=topic,
+                body=body,
+                received_at=received_at,
+            )
+        )
+
+    def store_batch(self, batch: list[dict[str, Any]]) -> list[Stored | BaseException]:
+        """One commit for the batch: each delivery's answer, or the error it alone caused."""
+        with self.engine.connect() as connection:
+            try:
+                ids = _insert(connection, batch)
+            except DBAPIError as problem:
+                if len(batch) == 1 or not _one_of_them(problem):
+                    raise  # this delivery alone failed, or the database is away for all
+            else:
+                return [
+                    _answer(connection, values, event_id)
+                    for values, event_id in zip(batch, ids, strict=True)
+                ]
+        # One delivery spoiled the batch (or two batches crossed on PostgreSQL): each on its
+        # own, so its neighbours are not refused with it (once the batch's connection, and on
+        # SQLite its turn to write, is given back).
+        return [self._alone(values) for values in batch]
+
+    def _alone(self, values: dict[str, Any]) -> Stored | BaseException:
+        with self.engine.connect() as connection:
+            try:
+                (event_id,) = _insert(connection, [values])
+            except DBAPIError as problem:
+                if not _one_of_them(problem):
+                    raise
+                return problem
+            return _answer(connection, values, event_id)
+
+
+def pending_row(
     *,
     source: str,
     shop_id: int,
@@ -66,15 +132,9 @@ def store_pending(
     topic: str,
     body: bytes,
     received_at: datetime,
-) -> Stored:
-    """Commit the delivery as pending for a worker (NOTIFIER_APPLY=deferred), or find its twin.
-
-    In SQLAlchemy Core, with no unit of work and no ledger entry yet (the worker writes it with
-    the verdict); the raw body goes to the ledger's contents now. On PostgreSQL one statement
-    in one round trip stores both; a unique conflict (a twin) stores neither.
-    """
-    digest = ledger.sha256(body)
-    values = {
+) -> dict[str, Any]:
+    """The values of a delivery's inbound_events row while pending, and its raw body."""
+    return {
         "shop_id": shop_id,
         "source": source,
         "delivery_id": envelope.delivery_id,
@@ -83,28 +143,57 @@ def store_pending(
         "received_at": received_at,
         "occurred_at": envelope.occurred_at,
         "headers": envelope.headers,
-        "body_sha256": digest,
+        "body_sha256": ledger.sha256(body),
         "verification": envelope.verification,
         "outcome": EventOutcome.PENDING,
         "outcome_detail": PENDING_DETAIL,
         "order_id": None,
         "content": body,
     }
-    with engine.connect() as connection:
+
+
+def _insert(connection: Connection, batch: list[dict[str, Any]]) -> list[int | None]:
+    """Each delivery's new event id, or None where a twin was already stored; one commit."""
+    if connection.dialect.name == "postgresql" and len(batch) == 1:  # one round trip, no BEGIN
+        alone = connection.execution_options(isolation_level="AUTOCOMMIT")
+        return [alone.execute(_STORE_POSTGRESQL, batch[0]).scalar()]
+    with connection.begin():
         if connection.dialect.name == "postgresql":
-            connection = connection.execution_options(isolation_level="AUTOCOMMIT")
-            event_id = connection.execute(_STORE_POSTGRESQL, values).scalar()
-        else:
-            with connection.begin():
-                event_id = connection.execute(_STORE_SQLITE, values).scalar()
-                if event_id is not None:
-                    connection.execute(_KEEP_SQLITE, {"sha256": digest, "content": body})
-        if event_id is None:
-            twin = _twin(connection, source, shop_id, envelope)
-            if twin is None:  # the twin was erased in between: impossible, as rows stay
-                raise RuntimeError(f"delivery {envelope.delivery_id!r} conflicts with no row")
-            return twin
-    return Stored(event_id, envelope.delivery_id, received_at, EventOutcome.PENDING, PENDING_DETAIL)
+            return [connection.execute(_STORE_POSTGRESQL, values).scalar() for values in batch]
+        ids = [connection.execute(_STORE_SQLITE, values).scalar() for values in batch]
+        kept = {
+            values["body_sha256"]: values["content"]
+            for values, event_id in zip(batch, ids, strict=True)
+            if event_id is not None
+        }
+        if kept:
+            connection.execute(
+                _KEEP_SQLITE, [{"sha256": key, "content": body} for key, body in kept.items()]
+            )
+        return ids
+
+
+def _one_of_them(problem: DBAPIError) -> bool:
+    """A failure one delivery of the batch may have caused, rather than the database's state."""
+    if isinstance(problem, IntegrityError | DataError):
+        return True
+    # deadlock_detected, serialization_failure: batches racing over the same twins
+    return getattr(problem.orig, "sqlstate", None) in ("40P01", "40001")
+
+
+def _answer(connection: Connection, values: dict[str, Any], event_id: int | None) -> Stored:
+    if event_id is not None:
+        return Stored(
+            event_id,
+            values["delivery_id"],
+            values["received_at"],
+            EventOutcome.PENDING,
+            PENDING_DETAIL,
+        )
+    twin = _twin(connection, values)
+    if twin is None:  # the twin was erased in between: impossible, as rows stay
+        raise RuntimeError(f"delivery {values['delivery_id']!r} conflicts with no row")
+    return twin
 
 
 def has_pending(engine: Engine, shop_id: int) -> bool:
@@ -113,16 +202,8 @@ def has_pending(engine: Engine, shop_id: int) -> bool:
         return connection.execute(_PENDING, {"shop_id": shop_id}).first() is not None
 
 
-def _twin(connection: Connection, source: str, shop_id: int, envelope: Envelope) -> Stored | None:
-    row = connection.execute(
-        _TWIN,
-        {
-            "source": source,
-            "shop_id": shop_id,
-            "delivery_id": envelope.delivery_id,
-            "event_id": envelope.event_id,  # NULL matches nothing
-        },
-    ).first()
+def _twin(connection: Connection, values: dict[str, Any]) -> Stored | None:
+    row = connection.execute(_TWIN, values).first()  # a NULL event_id matches nothing
     if row is None:
         return None
     return Stored(row.id, row.delivery_id, row.received_at, row.outcome, row.outcome_detail, True)

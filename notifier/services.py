@@ -10,8 +10,10 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from notifier.clock import Clock
+from notifier.intake import PendingStore
 from notifier.links import BuyerLinks
 from notifier.rendering import Renderer
+from notifier.shop_directory import ShopDirectory
 
 
 @dataclass
@@ -23,6 +25,10 @@ class Services:
     clock: Clock
     renderer: Renderer
     links: BuyerLinks
+    # Stores deliveries as pending (NOTIFIER_APPLY=deferred), many requests to one commit.
+    pending: PendingStore
+    # The shops webhooks name, with their signing secrets, kept a few seconds.
+    shops: ShopDirectory
     # Set after a commit that planned mail, so an in-process dispatcher sends without waiting.
     wake_dispatcher: threading.Event = field(default_factory=threading.Event)
 

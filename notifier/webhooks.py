@@ -10,18 +10,16 @@ from __future__ import annotations
 import logging
 import re
 from datetime import timedelta
-from typing import cast
 
 from flask import Blueprint, Response, current_app, jsonify, request
-from sqlalchemy import Table, bindparam, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import make_transient_to_detached
 
 from notifier import applier, intake, metrics
 from notifier.events import Translation
-from notifier.models import EventOutcome, Platform, Shop, TrackingService
+from notifier.models import EventOutcome, Platform, Shop
 from notifier.problems import Problem
 from notifier.services import services
+from notifier.shop_directory import ShopKeys
 from notifier.sources import Envelope, aftership, shopify, standard, woocommerce
 
 log = logging.getLogger(__name__)
@@ -52,29 +50,19 @@ def _body() -> bytes:
     return request.get_data(cache=True)
 
 
-def _shop(platform: Platform | None, column: str, value: str) -> Shop | None:
-    """The shop a delivery names, looked up in Core (no unit of work), detached for the caller."""
-    with services().read_engine.connect() as connection:
-        row = connection.execute(_SHOP_BY[column], {"value": value}).mappings().first()
-    if row is None or (platform is not None and row["platform"] is not platform):
+def _shop(platform: Platform | None, column: str, value: str) -> ShopKeys | None:
+    """The shop a delivery names, if it is of `platform` (None: any platform)."""
+    shop = services().shops.find(column, value)
+    if shop is None or (platform is not None and shop.platform is not platform):
         return None
-    shop = Shop(**row)
-    make_transient_to_detached(shop)  # known to be stored: merge(load=False) takes it as is
     return shop
 
 
-def _known_shop(platform: Platform, column: str, value: str) -> Shop:
+def _known_shop(platform: Platform, column: str, value: str) -> ShopKeys:
     shop = _shop(platform, column, value)
     if shop is None:
         raise Problem(404, "Unknown shop", f"No {platform.value} shop has {column} {value!r}.")
     return shop
-
-
-_SHOPS = cast(Table, Shop.__table__)
-_SHOP_BY = {
-    column: select(_SHOPS).where(_SHOPS.c[column] == bindparam("value"))
-    for column in ("domain", "slug")
-}
 
 
 def _slug(slug: str) -> str:
@@ -119,7 +107,7 @@ def aftership_delivery(slug: str) -> Response:
     shop = _shop(None, "slug", _slug(slug))
     if shop is None:
         raise Problem(404, "Unknown shop", f"No shop has slug {slug!r}.")
-    secrets = shop.tracking_secrets.get(TrackingService.AFTERSHIP, [])
+    secrets = shop.aftership_secrets
     if not secrets:
         raise Problem(
             403,
@@ -133,7 +121,7 @@ def aftership_delivery(slug: str) -> Response:
 
 
 def _accept(
-    source: str, shop: Shop, envelope: Envelope, translation: Translation, body: bytes
+    source: str, shop: ShopKeys, envelope: Envelope, translation: Translation, body: bytes
 ) -> Response:
     """Store, dedupe, apply and plan in one transaction; a racing twin retries and finds itself."""
     for _ in range(3):
@@ -145,17 +133,16 @@ def _accept(
 
 
 def _store_and_apply(
-    source: str, shop: Shop, envelope: Envelope, translation: Translation, body: bytes
+    source: str, keys: ShopKeys, envelope: Envelope, translation: Translation, body: bytes
 ) -> Response:
     svc = services()
     now = svc.clock.now()
     if translation.ignored_because is None and (
-        current_app.config["APPLY"] == "deferred" or intake.has_pending(svc.read_engine, shop.id)
+        current_app.config["APPLY"] == "deferred" or intake.has_pending(svc.read_engine, keys.id)
     ):  # news behind stored deliveries waits its turn, or it could overtake its own order
-        stored = intake.store_pending(
-            svc.engine,
+        stored = svc.pending.store(
             source=source,
-            shop_id=shop.id,
+            shop_id=keys.id,
             envelope=envelope,
             topic=translation.topic,
             body=body,
@@ -165,7 +152,9 @@ def _store_and_apply(
             svc.wake_dispatcher.set()
         return _receipt(stored)
     with svc.sessions.begin() as session:
-        shop = session.merge(shop, load=False)
+        shop = session.get(Shop, keys.id)
+        if shop is None:  # shops are never deleted; a restore from an older backup could
+            raise Problem(404, "Unknown shop", f"Shop {keys.slug!r} is gone.")
         earlier = intake.find_duplicate(session, source, shop, envelope)
         if earlier is not None:
             return _receipt(intake.Stored.of(earlier, duplicate=True))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, TypeVar
 from urllib.parse import urlsplit
@@ -56,7 +57,7 @@ UNRECOGNIZED_SLUG = "unrecognized"  # AfterShip could not tell the carrier
 
 
 def verify(
-    headers: Headers, body: bytes, secrets: list[str], now: datetime, max_age: timedelta
+    headers: Headers, body: bytes, secrets: Sequence[str], now: datetime, max_age: timedelta
 ) -> Envelope:
     """Check the HMAC against each secret, then the delivery's id and age from the signed body.
 
@@ -86,7 +87,7 @@ def verify(
     )
 
 
-def _signed_with(given: str, body: bytes, secrets: list[str]) -> int | None:
+def _signed_with(given: str, body: bytes, secrets: Sequence[str]) -> int | None:
     """Which secret (1-based) signed the body; several are valid while one is being rotated."""
     offered = given.encode("ascii", "replace")
     for position, secret in enumerate(secrets, start=1):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
@@ -78,7 +79,7 @@ def shop_domain(headers: Headers) -> str:
     return required_header(headers, "X-Shopify-Shop-Domain", max_length=255).lower()
 
 
-def verify(headers: Headers, body: bytes, secrets: list[str]) -> Envelope:
+def verify(headers: Headers, body: bytes, secrets: Sequence[str]) -> Envelope:
     """Check the HMAC against each of the shop's secrets (several while one is being rotated)."""
     given = headers.get("X-Shopify-Hmac-Sha256", "").strip()
     if not given:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Literal
 
@@ -61,7 +62,7 @@ def check_secret(secret: str) -> None:
 def verify(
     headers: Headers,
     body: bytes,
-    secrets: list[str],
+    secrets: Sequence[str],
     now: datetime,
     tolerance: timedelta,
 ) -> Envelope:

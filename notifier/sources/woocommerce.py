@@ -14,7 +14,7 @@ import hashlib
 import hmac
 import html
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Annotated, Any, Literal
@@ -105,7 +105,7 @@ TRACKING_META = "_wc_shipment_tracking_items"  # Shipment Tracking and Advanced 
 LANGUAGE_META = ("wpml_language", "trp_language")
 
 
-def verify(headers: Headers, body: bytes, secrets: list[str]) -> Envelope:
+def verify(headers: Headers, body: bytes, secrets: Sequence[str]) -> Envelope:
     """Recognise the creation ping, else check the HMAC against each of the shop's secrets."""
     ping = _ping(headers, body)
     if ping is not None:
