@@ -153,14 +153,28 @@ def pending_row(
 
 
 def _insert(connection: Connection, batch: list[dict[str, Any]]) -> list[int | None]:
-    """Each delivery's new event id, or None where a twin was already stored; one commit."""
-    if connection.dialect.name == "postgresql" and len(batch) == 1:  # one round trip, no BEGIN
+    """Each delivery's new event id, or None where a twin was already stored; one commit.
+
+    The events go in as one multi-row INSERT; those it skipped (a twin stored before, or
+    earlier in this batch) return no row. Bodies are kept only for the events that went in.
+    """
+    dialect = connection.dialect.name
+    if dialect == "postgresql" and len(batch) == 1:  # one statement, one round trip, no BEGIN
         alone = connection.execution_options(isolation_level="AUTOCOMMIT")
         return [alone.execute(_STORE_POSTGRESQL, batch[0]).scalar()]
     with connection.begin():
-        if connection.dialect.name == "postgresql":
-            return [connection.execute(_STORE_POSTGRESQL, values).scalar() for values in batch]
-        ids = [connection.execute(_STORE_SQLITE, values).scalar() for values in batch]
+        inserted = {
+            (row.source, row.shop_id, row.delivery_id): row.id
+            for row in connection.execute(
+                _STORE_MANY[dialect],
+                [{name: values[name] for name in _COLUMNS} for values in batch],
+            )
+        }
+        # The first of a batch's twins got the row; the others find it as their twin.
+        ids = [
+            inserted.pop((values["source"], values["shop_id"], values["delivery_id"]), None)
+            for values in batch
+        ]
         kept = {
             values["body_sha256"]: values["content"]
             for values, event_id in zip(batch, ids, strict=True)
@@ -168,7 +182,8 @@ def _insert(connection: Connection, batch: list[dict[str, Any]]) -> list[int | N
         }
         if kept:
             connection.execute(
-                _KEEP_SQLITE, [{"sha256": key, "content": body} for key, body in kept.items()]
+                _KEEP_MANY[dialect],
+                [{"sha256": key, "content": body} for key, body in kept.items()],
             )
         return ids
 
@@ -234,13 +249,15 @@ _PENDING = (
     .limit(1)
 )
 _COLUMNS = [c.name for c in EVENTS.c if c.name != "id"]
-_STORE_SQLITE = (
-    sqlite.insert(EVENTS)
-    .values({name: bindparam(name) for name in _COLUMNS})
-    .on_conflict_do_nothing()
-    .returning(EVENTS.c.id)
-)
-_KEEP_SQLITE = sqlite.insert(CONTENTS).on_conflict_do_nothing()
+_RETURNED = (EVENTS.c.id, EVENTS.c.source, EVENTS.c.shop_id, EVENTS.c.delivery_id)
+_STORE_MANY = {
+    "sqlite": sqlite.insert(EVENTS).on_conflict_do_nothing().returning(*_RETURNED),
+    "postgresql": postgresql.insert(EVENTS).on_conflict_do_nothing().returning(*_RETURNED),
+}
+_KEEP_MANY = {
+    "sqlite": sqlite.insert(CONTENTS).on_conflict_do_nothing(),
+    "postgresql": postgresql.insert(CONTENTS).on_conflict_do_nothing(),
+}
 
 
 def _store_postgresql() -> Select[Any]:

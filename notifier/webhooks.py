@@ -11,7 +11,7 @@ import logging
 import re
 from datetime import timedelta
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
 from sqlalchemy.exc import IntegrityError
 
 from notifier import applier, intake, metrics
@@ -36,14 +36,18 @@ def _limit_body_size() -> None:
 
 @bp.after_request
 def _count(response: Response) -> Response:
-    """Every answer counts, refusals included: by source and verdict."""
+    """Every answer counts, refusals included: by source and verdict (a 200's status)."""
     source = request.path.split("/")[2] if request.path.count("/") >= 2 else "unknown"
-    if response.status_code == 200 and response.is_json:
-        verdict = str((response.get_json(silent=True) or {}).get("status", "200"))
-    else:
-        verdict = str(response.status_code)
-    metrics.count_webhook(source if source in SOURCES else "unknown", verdict)
+    verdict = g.get("verdict") if response.status_code == 200 else None
+    metrics.count_webhook(
+        source if source in SOURCES else "unknown", verdict or str(response.status_code)
+    )
     return response
+
+
+def _answer(status: str, **fields: object) -> Response:
+    g.verdict = status
+    return jsonify(status=status, **fields)
 
 
 def _body() -> bytes:
@@ -96,7 +100,7 @@ def woocommerce_delivery(slug: str) -> Response:
     shop = _known_shop(Platform.WOOCOMMERCE, "slug", _slug(slug))
     envelope = woocommerce.verify(request.headers, body, shop.webhook_secrets)
     if envelope.topic is None:  # the unsigned-looking ping WooCommerce sends on creation
-        return jsonify(status="ignored", detail="webhook ping acknowledged; nothing stored")
+        return _answer("ignored", detail="webhook ping acknowledged; nothing stored")
     return _accept(woocommerce.NAME, shop, envelope, woocommerce.translate(envelope, body), body)
 
 
@@ -188,8 +192,8 @@ def _receipt(stored: intake.Stored) -> Response:
         status, detail = "duplicate", "already received; nothing changed"
     else:
         status, detail = _STATUS[stored.outcome], stored.detail
-    return jsonify(
-        status=status,
+    return _answer(
+        status,
         event_id=stored.event_id,
         delivery_id=stored.delivery_id,
         received_at=stored.received_at.isoformat(),

@@ -13,8 +13,8 @@ import ipaddress
 import secrets
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, request, session
-from flask.sessions import SecureCookieSessionInterface
+from flask import Flask, Request, Response, request, session
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 
 from notifier.console.i18n import gettext as _
 from notifier.problems import Problem
@@ -46,7 +46,16 @@ def _plain_http_to_loopback() -> bool:
         return False
 
 
+# Machines post here with signatures or tokens, never cookies: no session is read or written.
+MACHINE_PATHS = ("/webhooks/", "/api/")
+
+
 class ConsoleSessionInterface(SecureCookieSessionInterface):
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if request.path.startswith(MACHINE_PATHS):
+            return None  # Flask puts an empty null session in its place
+        return super().open_session(app, request)
+
     def get_cookie_secure(self, app: Flask) -> bool:
         return not _plain_http_to_loopback()
 

@@ -33,6 +33,7 @@ from notifier.sources import (
     Payload,
     carriers,
     headers_of_record,
+    parse,
     schema_problem,
 )
 from notifier.sources.aftership_steps import Route, alpha2, journey
@@ -256,7 +257,7 @@ def _parse(model: type[PayloadT], body: bytes) -> PayloadT:
     except UnicodeDecodeError as error:
         raise Problem(400, "Malformed body", "The body is not UTF-8 text.") from error
     try:
-        return model.model_validate_json(text)
+        return parse(model, text)
     except ValidationError as error:
         raise schema_problem(error) from error
 

@@ -40,6 +40,7 @@ from notifier.sources import (
     Payload,
     headers_of_record,
     optional_header,
+    parse,
     required_header,
     schema_problem,
 )
@@ -197,13 +198,13 @@ def translate(envelope: Envelope, body: bytes) -> Translation:
     topic = envelope.topic or ""
     try:
         if topic in ORDER_TOPICS:
-            order = ShopifyOrder.model_validate_json(body)
+            order = parse(ShopifyOrder, body)
             return Translation(topic=topic, events=(_event(topic, order, envelope),))
         if topic in FULFILLMENT_TOPICS:
-            fulfillment = ShopifyFulfillment.model_validate_json(body)
+            fulfillment = parse(ShopifyFulfillment, body)
             return Translation(topic=topic, events=(_fulfillment_news(fulfillment),))
         if topic == FULFILLMENT_EVENT_TOPIC:
-            event = ShopifyFulfillmentEvent.model_validate_json(body)
+            event = parse(ShopifyFulfillmentEvent, body)
             return Translation(topic=topic, events=(_fulfillment_event_news(event),))
     except ValidationError as error:
         raise schema_problem(error) from error

@@ -38,6 +38,7 @@ from notifier.sources import (
     Headers,
     Payload,
     headers_of_record,
+    parse,
     required_header,
     schema_problem,
 )
@@ -233,16 +234,16 @@ EVENT_TYPES = (*ORDER_TYPES, SHIPMENT_TYPE)
 
 def translate(envelope: Envelope, body: bytes) -> Translation:
     try:
-        event_type = _TypeOnly.model_validate_json(body).type
+        event_type = parse(_TypeOnly, body).type
     except ValidationError as error:
         raise schema_problem(error) from error
     if event_type not in EVENT_TYPES:
         return Translation(topic=event_type, ignored_because=f"type {event_type!r} is not handled")
     try:
         if event_type == SHIPMENT_TYPE:
-            news = StandardShipmentEvent.model_validate_json(body)
+            news = parse(StandardShipmentEvent, body)
             return Translation(topic=event_type, events=(_shipment(news.data),))
-        event = StandardEvent.model_validate_json(body)
+        event = parse(StandardEvent, body)
     except ValidationError as error:
         raise schema_problem(error) from error
     return Translation(topic=event_type, events=(_event(event),))

@@ -58,6 +58,7 @@ from notifier.sources import (
     Payload,
     carriers,
     headers_of_record,
+    parse,
     required_header,
     schema_problem,
 )
@@ -342,7 +343,7 @@ def translate(envelope: Envelope, body: bytes) -> Translation:
         why = IGNORED_TOPICS.get(topic, "only order topics are handled")
         return Translation(topic=topic, ignored_because=f"topic {topic!r} is not handled: {why}")
     try:
-        order = WooCommerceOrder.model_validate_json(body)
+        order = parse(WooCommerceOrder, body)
     except ValidationError as error:
         raise schema_problem(error) from error
     status = order.status.lower()
