@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -93,7 +94,18 @@ def _stop_on_signals(stop: threading.Event, also: list[object]) -> None:
     signal.signal(signal.SIGINT, handler)
 
 
+def settle_heap() -> None:
+    """Move everything built at start-up out of the collector's sight before serving.
+
+    A full collection otherwise walks every module, model and compiled statement: 15-45 ms
+    with the world stopped, the p99 of a burst of webhooks. Long-running processes only.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def run_worker(app: Flask, svc: Services) -> None:
+    settle_heap()
     stop = threading.Event()
     _stop_on_signals(stop, [])
     dispatcher = make_dispatcher(app, svc)
@@ -103,6 +115,7 @@ def run_worker(app: Flask, svc: Services) -> None:
 
 def run_serve(app: Flask, svc: Services, host: str, port: int, threads: int) -> None:
     """A production WSGI server (waitress) and one dispatcher thread in the same process."""
+    settle_heap()
     stop = threading.Event()
     server = create_server(app, host=host, port=port, threads=threads, ident="notifier")
     dispatcher = make_dispatcher(app, svc)
