@@ -39,6 +39,7 @@ def main() -> None:
             svc = app.extensions["notifier"]
             seed = common.prepare(app)
             common.fill(svc.engine, seed, options.messages, due=True, now=svc.clock.now())
+            svc.renderer.warm()  # as `notifier worker` does when it starts
             dispatcher = Dispatcher(
                 svc.sessions,
                 SMTPTransport.from_url(sink.url(), 30),

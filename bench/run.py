@@ -141,6 +141,7 @@ def dispatch(options: argparse.Namespace, folder: Path) -> None:
             svc = app.extensions["notifier"]
             seed = common.prepare(app)
             common.fill(svc.engine, seed, count, due=True, now=svc.clock.now())
+            svc.renderer.warm()  # as `notifier worker` does when it starts
             dispatcher = Dispatcher(
                 svc.sessions,
                 SMTPTransport.from_url(sink.url(), 30),

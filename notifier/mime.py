@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
 import secrets
 import unicodedata
@@ -129,16 +130,12 @@ def build(rendered: RenderedEmail, envelope: Envelope) -> bytes:
     folds, only ever at a space or between encoded words, so no line it writes can start a
     header; and the finished header block is parsed again to prove exactly the expected names.
     """
-    sender_name, sender_address = parse_mailbox("From", envelope.sender)
     lines = [
-        _mailbox_header("From", _address("From", sender_name, sender_address)),
-        _mailbox_header("To", _address("To", envelope.recipient_name, envelope.recipient)),
+        *_shop_headers(envelope.sender, envelope.reply_to),
+        _mailbox_line("To", envelope.recipient_name, envelope.recipient),
     ]
     expected = ["From", "To", "Subject", "Date", "Message-ID", "X-Notifier-Message-Id"]
     if envelope.reply_to:
-        lines.append(
-            _mailbox_header("Reply-To", _address("Reply-To", sender_name, envelope.reply_to))
-        )
         expected.append("Reply-To")
     lines += [
         _unstructured("Subject", _checked("Subject", rendered.subject)),
@@ -168,6 +165,21 @@ def build(rendered: RenderedEmail, envelope: Envelope) -> bytes:
     )
     _prove_headers(raw, expected)
     return raw
+
+
+@functools.lru_cache(maxsize=1024)
+def _shop_headers(sender: str, reply_to: str | None) -> tuple[str, ...]:
+    """From (and Reply-To) as written: a shop's are the same on every email it sends, so they
+    are parsed, checked and folded once per process, not once a message."""
+    sender_name, sender_address = parse_mailbox("From", sender)
+    lines = [_mailbox_line("From", sender_name, sender_address)]
+    if reply_to:
+        lines.append(_mailbox_line("Reply-To", sender_name, reply_to))
+    return tuple(lines)
+
+
+def _mailbox_line(name: str, display_name: str | None, addr_spec: str) -> str:
+    return _mailbox_header(name, _address(name, display_name, addr_spec))
 
 
 CRLF = "\r\n"

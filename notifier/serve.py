@@ -105,6 +105,7 @@ def settle_heap() -> None:
 
 
 def run_worker(app: Flask, svc: Services) -> None:
+    log.info("compiled %d email templates", svc.renderer.warm())
     settle_heap()
     stop = threading.Event()
     _stop_on_signals(stop, [])
@@ -115,6 +116,7 @@ def run_worker(app: Flask, svc: Services) -> None:
 
 def run_serve(app: Flask, svc: Services, host: str, port: int, threads: int) -> None:
     """A production WSGI server (waitress) and one dispatcher thread in the same process."""
+    log.info("compiled %d email templates", svc.renderer.warm())
     settle_heap()
     stop = threading.Event()
     server = create_server(app, host=host, port=port, threads=threads, ident="notifier")
