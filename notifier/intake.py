@@ -74,26 +74,9 @@ class PendingStore:
             self.store_batch, max_batch=max_batch
         )
 
-    def store(
-        self,
-        *,
-        source: str,
-        shop_id: int,
-        envelope: Envelope,
-        topic: str,
-        body: bytes,
-        received_at: datetime,
-    ) -> Stored:
-        return self._group.submit(
-            pending_row(
-                source=source,
-                shop_id=shop_id,
-                envelope=envelope,
-                topic=topic,
-                body=body,
-                received_at=received_at,
-            )
-        )
+    def store(self, row: dict[str, Any]) -> Stored:
+        """Commit one delivery (a `pending_row`) with whichever others are waiting."""
+        return self._group.submit(row)
 
     def store_batch(self, batch: list[dict[str, Any]]) -> list[Stored | BaseException]:
         """One commit for the batch: each delivery's answer, or the error it alone caused."""

@@ -145,12 +145,14 @@ def _store_and_apply(
         current_app.config["APPLY"] == "deferred" or intake.has_pending(svc.read_engine, keys.id)
     ):  # news behind stored deliveries waits its turn, or it could overtake its own order
         stored = svc.pending.store(
-            source=source,
-            shop_id=keys.id,
-            envelope=envelope,
-            topic=translation.topic,
-            body=body,
-            received_at=now,
+            intake.pending_row(
+                source=source,
+                shop_id=keys.id,
+                envelope=envelope,
+                topic=translation.topic,
+                body=body,
+                received_at=now,
+            )
         )
         if not stored.duplicate:
             svc.wake_dispatcher.set()

@@ -77,22 +77,27 @@ def test_a_lone_caller_commits_at_once_and_hears_its_answer() -> None:
     assert commit.batches == [[4]]
 
 
-def test_callers_arriving_during_a_commit_share_the_next_one() -> None:
-    commit = HeldCommit()
-    group = GroupCommit(commit)
+def behind_a_held_commit(
+    commit: HeldCommit, group: GroupCommit[int, int], items: range
+) -> dict[int, object]:
+    """Item 0 commits alone and is held; `items` queue behind it; then it is let go."""
     first = threading.Thread(target=group.submit, args=(0,))
     first.start()
     assert commit.started.wait(10)
-    waiting: dict[int, object] = {}
+    answers: dict[int, object] = {}
     others = [
-        threading.Thread(target=lambda n=n: waiting.__setitem__(n, group.submit(n)))
-        for n in range(1, 9)
+        threading.Thread(target=lambda n=n: answers.__setitem__(n, group.submit(n))) for n in items
     ]
     for thread in others:
         thread.start()
-    wait_until(lambda: group.waiting == 8)
+    wait_until(lambda: group.waiting == len(items))
     commit.release.set()
-    _joined([first, *others], waiting)
+    return _joined([first, *others], answers)
+
+
+def test_callers_arriving_during_a_commit_share_the_next_one() -> None:
+    commit = HeldCommit()
+    waiting = behind_a_held_commit(commit, GroupCommit(commit), range(1, 9))
     assert commit.batches[0] == [0]
     assert len(commit.batches) == 2
     assert sorted(commit.batches[1]) == list(range(1, 9))
@@ -101,20 +106,7 @@ def test_callers_arriving_during_a_commit_share_the_next_one() -> None:
 
 def test_a_batch_is_never_larger_than_its_limit() -> None:
     commit = HeldCommit()
-    group = GroupCommit(commit, max_batch=3)
-    first = threading.Thread(target=group.submit, args=(0,))
-    first.start()
-    assert commit.started.wait(10)
-    answers: dict[int, object] = {}
-    others = [
-        threading.Thread(target=lambda n=n: answers.__setitem__(n, group.submit(n)))
-        for n in range(1, 8)
-    ]
-    for thread in others:
-        thread.start()
-    wait_until(lambda: group.waiting == 7)
-    commit.release.set()
-    _joined([first, *others], answers)
+    answers = behind_a_held_commit(commit, GroupCommit(commit, max_batch=3), range(1, 8))
     assert [len(batch) for batch in commit.batches] == [1, 3, 3, 1]
     assert answers == {n: n * 10 for n in range(1, 8)}
 
