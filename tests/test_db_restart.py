@@ -46,6 +46,7 @@ from .conftest import (
     POSTGRES_URL,
     REQUIRE_POSTGRES,
     SHOPIFY_SECRET,
+    migrated_postgres,
     post_shopify,
     shopify_headers,
 )
@@ -71,19 +72,10 @@ def fresh_database() -> Iterator[str]:
         if REQUIRE_POSTGRES:
             pytest.fail(f"PostgreSQL is required but not reachable at {POSTGRES_URL}")
         pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}")
+    admin.dispose()
     name = f"notifier_restart_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = sa.engine.make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    engine = make_engine(url)
-    migrate.upgrade(engine)
-    engine.dispose()
-    try:
+    with migrated_postgres(POSTGRES_URL, name) as url:
         yield url
-    finally:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 PG_BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)), None)
