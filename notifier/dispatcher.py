@@ -11,7 +11,9 @@ import hashlib
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parseaddr
@@ -82,6 +84,7 @@ class Dispatcher:
         record_every: int = 50,
         record_seconds: float = 0.5,
         apply_stored: Callable[[], int] | None = None,
+        sends_ahead: int = 2,
     ) -> None:
         self.sessions = sessions
         self.transport = transport
@@ -98,6 +101,7 @@ class Dispatcher:
         # How many hand-overs share one recording transaction, and how long the oldest may wait.
         self.record_every = record_every
         self.record_seconds = record_seconds
+        self.sends_ahead = sends_ahead
         # Stored webhooks waiting to be applied (NOTIFIER_APPLY=deferred): they may plan messages
         # due at once, so they go first; the worker process hosts this inbound step, never sends.
         self.apply_stored = apply_stored
@@ -182,28 +186,46 @@ class Dispatcher:
                 prepared.append((claim, message, sender, reply_to, refusal))
         pending: list[_Result] = []
         oldest = 0.0
-        for claim, message, sender, reply_to, refusal in prepared:
-            if refusal is not None:
-                self._suppress(message.id, claim, refusal, self.clock.now())
-                total.suppressed += 1
-                continue
-            if not pending:
-                oldest = time.monotonic()
-            pending.append(self._deliver(claim, message, sender, reply_to, recorded))
-            if len(pending) >= self.record_every or time.monotonic() - oldest > self.record_seconds:
-                self._record(pending, total)
-                pending = []
+        on_the_wire: deque[Future[_Result]] = deque()
+        # The transport works on its own thread, so the next message is rendered while this one
+        # is on the wire (an SMTP hand-over is four round trips of waiting); in order, and at
+        # most `sends_ahead` ahead of the recording.
+        with ThreadPoolExecutor(1, thread_name_prefix=f"{self.worker}-send") as line:
+            for claim, message, sender, reply_to, refusal in prepared:
+                if refusal is not None:
+                    self._suppress(message.id, claim, refusal, self.clock.now())
+                    total.suppressed += 1
+                    continue
+                ready = self._ready(claim, message, sender, reply_to, recorded)
+                if isinstance(ready, _Result):
+                    pending.append(ready)
+                else:
+                    on_the_wire.append(line.submit(self._send, ready))
+                while len(on_the_wire) > self.sends_ahead or (
+                    on_the_wire and on_the_wire[0].done()
+                ):
+                    pending.append(on_the_wire.popleft().result())
+                if len(pending) == 1:
+                    oldest = time.monotonic()
+                if pending and (
+                    len(pending) >= self.record_every
+                    or time.monotonic() - oldest > self.record_seconds
+                ):
+                    self._record(pending, total)
+                    pending = []
+            pending.extend(future.result() for future in on_the_wire)
         if pending:
             self._record(pending, total)
 
-    def _deliver(
+    def _ready(
         self,
         claim: outbox.Claim,
         message: Message,
         sender: str,
         reply_to: str | None,
         recorded: dict[str, int],
-    ) -> _Result:
+    ) -> _Result | _Handover:
+        """The message built and addressed for the transport, or why it will not be sent."""
         now = self.clock.now()
         # An attempt that left no record died mid-way: the server may already have the message.
         possible_resend = recorded.get(message.id, 0) < claim.attempt - 1
@@ -227,9 +249,13 @@ class Dispatcher:
             )
             refused = PermanentFailure(f"cannot build the message: {problem}")
             return _Result(message.id, now, None, None, refused, claim, False)
+        return _Handover(message.id, now, mail, claim, possible_resend)
+
+    def _send(self, handover: _Handover) -> _Result:
+        """On the sending thread: the only place the transport is used while a batch runs."""
         started = time.perf_counter()
         try:
-            receipt: Receipt | None = self.transport.send(mail)
+            receipt: Receipt | None = self.transport.send(handover.mail)
             error: TransportError | None = None
         except TransportError as failure:
             receipt, error = None, failure
@@ -238,7 +264,15 @@ class Dispatcher:
         metrics.SEND_SECONDS.labels(transport=self.transport.name).observe(
             time.perf_counter() - started
         )
-        return _Result(message.id, now, raw, receipt, error, claim, possible_resend)
+        return _Result(
+            handover.message_id,
+            handover.now,
+            handover.mail.raw,
+            receipt,
+            error,
+            handover.claim,
+            handover.possible_resend,
+        )
 
     def _build(self, message: Message, sender: str, reply_to: str | None, now: datetime) -> bytes:
         context, unsubscribe = message.context, None
@@ -391,6 +425,17 @@ class Dispatcher:
                 "state": message.state.value,
             },
         )
+
+
+@dataclass(frozen=True)
+class _Handover:
+    """A built message on its way to the transport."""
+
+    message_id: str
+    now: datetime
+    mail: Outgoing
+    claim: outbox.Claim
+    possible_resend: bool
 
 
 @dataclass(frozen=True)

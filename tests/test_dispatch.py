@@ -124,6 +124,94 @@ def test_one_connection_carries_many_messages(
     assert connection is not None
 
 
+class HeldTransport:
+    """Holds its first hand-over on the wire until the dispatcher has built the next message,
+    and notes whether two hand-overs were ever in progress at once."""
+
+    name = "held"
+
+    def __init__(self, built_next: threading.Event) -> None:
+        self.built_next = built_next
+        self.sent: list[str] = []
+        self.waited_for_next: bool | None = None
+        self.overlapped = False
+        self._busy = threading.Lock()
+
+    def send(self, mail: Any) -> Any:
+        from notifier.transports import Receipt
+
+        if not self._busy.acquire(blocking=False):
+            self.overlapped = True
+            self._busy.acquire()
+        try:
+            if self.waited_for_next is None:
+                self.waited_for_next = self.built_next.wait(timeout=10)
+            self.sent.append(mail.message_id)
+            return Receipt(f"250 ok #{len(self.sent)}")
+        finally:
+            self._busy.release()
+
+    def close(self) -> None:
+        pass
+
+
+def test_the_next_message_is_built_while_one_is_on_the_wire(
+    app: Flask, client: FlaskClient
+) -> None:
+    for number in range(4):
+        post_shopify(client, shopify_order(id=1100 + number, name=f"#{1100 + number}"))
+    svc = services(app)
+    built_next = threading.Event()
+    renders = 0
+    render = svc.renderer.render
+
+    def counting_render(*args: Any, **kwargs: Any) -> Any:
+        nonlocal renders
+        renders += 1
+        if renders == 2:
+            built_next.set()
+        return render(*args, **kwargs)
+
+    svc.renderer.render = counting_render  # type: ignore[method-assign]
+    transport = HeldTransport(built_next)
+    outcome = dispatcher(app, transport).run_once()
+
+    # The first hand-over saw the second message rendered before it finished: they overlapped.
+    assert transport.waited_for_next is True
+    assert transport.overlapped is False  # the transport still carries one message at a time
+    assert outcome.sent == 4
+    with svc.sessions() as session:
+        order = list(
+            session.scalars(
+                select(Message.rfc_message_id).join(Delivery).order_by(Delivery.handed_at)
+            )
+        )
+        states = set(session.scalars(select(Message.state)))
+    assert sorted(transport.sent) == sorted(order)
+    assert states == {MessageState.SENT}
+
+
+def test_a_transport_that_breaks_unexpectedly_ends_the_round_with_its_error(
+    app: Flask, client: FlaskClient
+) -> None:
+    post_shopify(client, shopify_order())
+
+    class Broken:
+        name = "broken"
+
+        def send(self, mail: Any) -> Any:
+            raise RuntimeError("the transport's own bug")
+
+        def close(self) -> None:
+            pass
+
+    with pytest.raises(RuntimeError, match="the transport's own bug"):
+        dispatcher(app, Broken()).run_once()
+    # Unrecorded, as if the worker had died mid-send: the lease runs out and it is sent again.
+    assert only_message(app).state is MessageState.SENDING
+    assert deliveries(app) == []
+
+
 def test_a_4xx_is_retried_with_backoff_under_the_same_message_id(
     app: Flask, client: FlaskClient, clock: FakeClock, smtp_server: tuple[Sink, int]
 ) -> None:
