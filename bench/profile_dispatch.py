@@ -54,7 +54,7 @@ def main() -> None:
             outcome = dispatcher.run_once()
             profile.disable()
             took = time.perf_counter() - started
-            dispatcher.transport.close()
+            dispatcher.close()
             svc.engine.dispose()
     finally:
         sink.stop()

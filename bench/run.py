@@ -153,7 +153,7 @@ def dispatch(options: argparse.Namespace, folder: Path) -> None:
             started = time.perf_counter()
             outcome = dispatcher.run_once()
             took = time.perf_counter() - started
-            dispatcher.transport.close()
+            dispatcher.close()
             with svc.sessions() as session:
                 sizes = session.execute(
                     sa.select(sa.func.length(LedgerContent.content)).join(

@@ -13,7 +13,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parseaddr
@@ -21,12 +20,13 @@ from email.utils import parseaddr
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, joinedload, sessionmaker
 
-from notifier import ledger, metrics, mime, outbox, suppression
+from notifier import ledger, metrics, mime, outbox, sending, suppression
 from notifier.clock import Clock
 from notifier.kinds import KINDS
 from notifier.links import BuyerLinks
 from notifier.models import Delivery, DeliveryOutcome, Message, MessageState, Order
 from notifier.rendering import Renderer
+from notifier.sending import Sending
 from notifier.transports import (
     Outgoing,
     PermanentFailure,
@@ -102,11 +102,19 @@ class Dispatcher:
         self.record_every = record_every
         self.record_seconds = record_seconds
         self.sends_ahead = sends_ahead
+        self._line: Sending | None = None
         # Stored webhooks waiting to be applied (NOTIFIER_APPLY=deferred): they may plan messages
         # due at once, so they go first; the worker process hosts this inbound step, never sends.
         self.apply_stored = apply_stored
 
     def run_once(self) -> Outcome:
+        """One round (`notifier dispatch`), then the transport is closed."""
+        try:
+            return self._round()
+        finally:
+            self.close()
+
+    def _round(self) -> Outcome:
         """Apply stored deliveries, then send every message due now, batch after batch."""
         total = Outcome()
         if self.apply_stored is not None:
@@ -131,7 +139,7 @@ class Dispatcher:
         try:
             while not stop.is_set():
                 try:
-                    self.run_once()
+                    self._round()
                     if self.housekeeping is not None:
                         self.housekeeping()
                 except Exception:  # a database restart must not end the worker
@@ -139,7 +147,7 @@ class Dispatcher:
                 wake.wait(poll)
                 wake.clear()
         finally:
-            self.transport.close()
+            self.close()
             log.info("dispatcher %s stopped", self.worker)
 
     def _deliver_batch(self, claims: list[outbox.Claim], total: Outcome) -> None:
@@ -186,11 +194,11 @@ class Dispatcher:
                 prepared.append((claim, message, sender, reply_to, refusal))
         pending: list[_Result] = []
         oldest = 0.0
-        on_the_wire: deque[Future[_Result]] = deque()
-        # The transport works on its own thread, so the next message is rendered while this one
-        # is on the wire (an SMTP hand-over is four round trips of waiting); in order, and at
-        # most `sends_ahead` ahead of the recording.
-        with ThreadPoolExecutor(1, thread_name_prefix=f"{self.worker}-send") as line:
+        # In order, and at most `sends_ahead` ahead of the recording: the next message is
+        # rendered while this one is on the wire (see `sending`).
+        line = self._sending()
+        on_the_wire: deque[_Handover] = deque()
+        try:
             for claim, message, sender, reply_to, refusal in prepared:
                 if refusal is not None:
                     self._suppress(message.id, claim, refusal, self.clock.now())
@@ -200,11 +208,10 @@ class Dispatcher:
                 if isinstance(ready, _Result):
                     pending.append(ready)
                 else:
-                    on_the_wire.append(line.submit(self._send, ready))
-                while len(on_the_wire) > self.sends_ahead or (
-                    on_the_wire and on_the_wire[0].done()
-                ):
-                    pending.append(on_the_wire.popleft().result())
+                    line.submit(ready.mail)
+                    on_the_wire.append(ready)
+                while len(on_the_wire) > self.sends_ahead or (on_the_wire and line.ready()):
+                    pending.append(self._answered(on_the_wire.popleft(), line.take()))
                 if len(pending) == 1:
                     oldest = time.monotonic()
                 if pending and (
@@ -213,9 +220,28 @@ class Dispatcher:
                 ):
                     self._record(pending, total)
                     pending = []
-            pending.extend(future.result() for future in on_the_wire)
+            while on_the_wire:
+                pending.append(self._answered(on_the_wire.popleft(), line.take()))
+        except BaseException:
+            # What is on the wire stays unrecorded, as if this worker had died mid-send; a
+            # fresh line carries the next round.
+            self.close()
+            raise
         if pending:
             self._record(pending, total)
+
+    def _sending(self) -> Sending:
+        if self._line is None:
+            self._line = sending.for_transport(self.transport)
+        return self._line
+
+    def close(self) -> None:
+        """Let what is on its way finish and close the transport (or its sending process)."""
+        line, self._line = self._line, None
+        if line is not None:
+            line.close()
+        else:
+            self.transport.close()
 
     def _ready(
         self,
@@ -251,19 +277,13 @@ class Dispatcher:
             return _Result(message.id, now, None, None, refused, claim, False)
         return _Handover(message.id, now, mail, claim, possible_resend)
 
-    def _send(self, handover: _Handover) -> _Result:
-        """On the sending thread: the only place the transport is used while a batch runs."""
-        started = time.perf_counter()
-        try:
-            receipt: Receipt | None = self.transport.send(handover.mail)
-            error: TransportError | None = None
-        except TransportError as failure:
-            receipt, error = None, failure
-            kind = "transient" if isinstance(failure, TransientFailure) else "permanent"
+    def _answered(self, handover: _Handover, answer: sending.Answer) -> _Result:
+        reply, seconds = answer
+        receipt, error = (None, reply) if isinstance(reply, TransportError) else (reply, None)
+        if error is not None:
+            kind = "transient" if isinstance(error, TransientFailure) else "permanent"
             metrics.TRANSPORT_ERRORS.labels(transport=self.transport.name, kind=kind).inc()
-        metrics.SEND_SECONDS.labels(transport=self.transport.name).observe(
-            time.perf_counter() - started
-        )
+        metrics.SEND_SECONDS.labels(transport=self.transport.name).observe(seconds)
         return _Result(
             handover.message_id,
             handover.now,

@@ -14,12 +14,13 @@ import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from notifier import outbox
 from notifier.clock import FakeClock
 from notifier.dispatcher import Dispatcher, RetryPolicy
 from notifier.models import Delivery, DeliveryOutcome, Message, MessageState
+from notifier.sending import SendingFailed, SendingProcess
 from notifier.transports.memory import MemoryTransport
 from notifier.transports.smtp import SMTPTransport
 
@@ -40,6 +41,13 @@ class Sink:
     def __init__(self) -> None:
         self.received: list[Any] = []
         self.data_replies: list[str] = []
+        self.greetings = 0  # EHLOs: one per connection
+        self.on_data: Callable[[], None] | None = None
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses) -> list[str]:
+        self.greetings += 1
+        session.host_name = hostname
+        return responses
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options) -> str:
         if address.startswith("nobody@"):
@@ -48,6 +56,8 @@ class Sink:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope) -> str:
+        if self.on_data is not None:
+            self.on_data()
         if self.data_replies:
             return self.data_replies.pop(0)
         self.received.append(envelope)
@@ -115,53 +125,20 @@ def test_one_connection_carries_many_messages(
     sink, port = smtp_server
     for number in range(5):
         post_shopify(client, shopify_order(id=1000 + number, name=f"#{1000 + number}"))
-    transport = smtp_transport(port)
-    dispatcher(app, transport).run_once()
-    connection = transport._connection
-    transport.close()
+    dispatcher(app, smtp_transport(port)).run_once()
 
     assert len(sink.received) == 5
-    assert connection is not None
+    assert sink.greetings == 1
 
 
-class HeldTransport:
-    """Holds its first hand-over on the wire until the dispatcher has built the next message,
-    and notes whether two hand-overs were ever in progress at once."""
-
-    name = "held"
-
-    def __init__(self, built_next: threading.Event) -> None:
-        self.built_next = built_next
-        self.sent: list[str] = []
-        self.waited_for_next: bool | None = None
-        self.overlapped = False
-        self._busy = threading.Lock()
-
-    def send(self, mail: Any) -> Any:
-        from notifier.transports import Receipt
-
-        if not self._busy.acquire(blocking=False):
-            self.overlapped = True
-            self._busy.acquire()
-        try:
-            if self.waited_for_next is None:
-                self.waited_for_next = self.built_next.wait(timeout=10)
-            self.sent.append(mail.message_id)
-            return Receipt(f"250 ok #{len(self.sent)}")
-        finally:
-            self._busy.release()
-
-    def close(self) -> None:
-        pass
-
-
-def test_the_next_message_is_built_while_one_is_on_the_wire(
-    app: Flask, client: FlaskClient
+def test_the_next_message_is_rendered_while_one_is_on_the_wire(
+    app: Flask, client: FlaskClient, smtp_server: tuple[Sink, int]
 ) -> None:
+    sink, port = smtp_server
     for number in range(4):
         post_shopify(client, shopify_order(id=1100 + number, name=f"#{1100 + number}"))
     svc = services(app)
-    built_next = threading.Event()
+    second_rendered = threading.Event()
     renders = 0
     render = svc.renderer.render
 
@@ -169,26 +146,53 @@ def test_the_next_message_is_built_while_one_is_on_the_wire(
         nonlocal renders
         renders += 1
         if renders == 2:
-            built_next.set()
+            second_rendered.set()
         return render(*args, **kwargs)
 
-    svc.renderer.render = counting_render  # type: ignore[method-assign]
-    transport = HeldTransport(built_next)
-    outcome = dispatcher(app, transport).run_once()
+    waited: list[bool] = []
 
-    # The first hand-over saw the second message rendered before it finished: they overlapped.
-    assert transport.waited_for_next is True
-    assert transport.overlapped is False  # the transport still carries one message at a time
+    def hold_the_first_message() -> None:  # the server takes its time over the first DATA
+        if not waited:
+            waited.append(second_rendered.wait(timeout=10))
+
+    sink.on_data = hold_the_first_message
+    svc.renderer.render = counting_render  # type: ignore[method-assign]
+    outcome = dispatcher(app, smtp_transport(port)).run_once()
+
+    # While the server held the first message, the dispatcher rendered the second.
+    assert waited == [True]
     assert outcome.sent == 4
+    assert len(sink.received) == 4
     with svc.sessions() as session:
-        order = list(
-            session.scalars(
-                select(Message.rfc_message_id).join(Delivery).order_by(Delivery.handed_at)
-            )
-        )
-        states = set(session.scalars(select(Message.state)))
-    assert sorted(transport.sent) == sorted(order)
-    assert states == {MessageState.SENT}
+        assert set(session.scalars(select(Message.state))) == {MessageState.SENT}
+        assert session.scalar(select(func.count()).select_from(Delivery)) == 4
+
+
+def test_a_sending_process_that_dies_leaves_its_messages_to_be_sent_again(
+    app: Flask, client: FlaskClient, smtp_server: tuple[Sink, int]
+) -> None:
+    sink, port = smtp_server
+    post_shopify(client, shopify_order())
+    worker = dispatcher(app, smtp_transport(port))
+
+    def kill_the_sending_process() -> None:
+        assert isinstance(worker._line, SendingProcess)
+        worker._line._process.kill()
+        worker._line._process.wait()
+
+    sink.on_data = kill_the_sending_process
+    with pytest.raises(SendingFailed, match="the sending process ended"):
+        worker.run_once()
+    # Nothing recorded: the worker cannot know whether the server kept the message.
+    assert only_message(app).state is MessageState.SENDING
+    assert deliveries(app) == []
+
+    sink.on_data = None
+    services(app).clock.advance(timedelta(minutes=3))  # the lease runs out
+    outcome = dispatcher(app, smtp_transport(port), worker="w2").run_once()
+    assert outcome.sent == 1
+    [record] = deliveries(app)
+    assert record.possible_resend is True
 
 
 def test_a_transport_that_breaks_unexpectedly_ends_the_round_with_its_error(

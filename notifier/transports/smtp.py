@@ -14,6 +14,7 @@ STARTTLS_MODES = ("auto", "require", "off")
 
 class SMTPTransport:
     name = "smtp"
+    sends_apart = True  # waits on the network: runs in a sending process (notifier.sending)
     TRUST_SECONDS = 5.0
 
     def __init__(
