@@ -48,6 +48,7 @@ def main() -> None:
                 worker="profile",
                 links=svc.links,
             )
+            dispatcher.start_sending()  # as `notifier worker` does when it starts
             profile = cProfile.Profile()
             started = time.perf_counter()
             profile.enable()

@@ -150,6 +150,7 @@ def dispatch(options: argparse.Namespace, folder: Path) -> None:
                 worker="bench",
                 links=svc.links,
             )
+            dispatcher.start_sending()  # as `notifier worker` does when it starts
             started = time.perf_counter()
             outcome = dispatcher.run_once()
             took = time.perf_counter() - started

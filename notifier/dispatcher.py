@@ -196,7 +196,7 @@ class Dispatcher:
         oldest = 0.0
         # In order, and at most `sends_ahead` ahead of the recording: the next message is
         # rendered while this one is on the wire (see `sending`).
-        line = self._sending()
+        line = self.start_sending()
         on_the_wire: deque[_Handover] = deque()
         try:
             for claim, message, sender, reply_to, refusal in prepared:
@@ -230,7 +230,9 @@ class Dispatcher:
         if pending:
             self._record(pending, total)
 
-    def _sending(self) -> Sending:
+    def start_sending(self) -> Sending:
+        """The transport's sending process, started now if it is not running (a worker starts
+        it with itself, so the first message due does not wait for it)."""
         if self._line is None:
             self._line = sending.for_transport(self.transport)
         return self._line

@@ -110,6 +110,7 @@ def run_worker(app: Flask, svc: Services) -> None:
     stop = threading.Event()
     _stop_on_signals(stop, [])
     dispatcher = make_dispatcher(app, svc)
+    dispatcher.start_sending()
     log.info("worker sending through %s", describe(app.config["MAIL_URL"]))
     dispatcher.run_forever(stop, svc.wake_dispatcher, app.config["DISPATCH_POLL_SECONDS"])
 
@@ -121,6 +122,7 @@ def run_serve(app: Flask, svc: Services, host: str, port: int, threads: int) -> 
     stop = threading.Event()
     server = create_server(app, host=host, port=port, threads=threads, ident="notifier")
     dispatcher = make_dispatcher(app, svc)
+    dispatcher.start_sending()
     thread = threading.Thread(
         target=dispatcher.run_forever,
         args=(stop, svc.wake_dispatcher, app.config["DISPATCH_POLL_SECONDS"]),
