@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -183,6 +184,7 @@ def fill(
             when = now - timedelta(minutes=5) if due else now + timedelta(days=1 + n % 30)
             message = {**seed.message}
             message.update(
+                context=priced(seed.message["context"], n),
                 id=message_id,
                 order_id=order_id,
                 dedupe_key=f"bench:{message_id}",
@@ -208,6 +210,19 @@ def fill(
             connection.execute(sa.text("ANALYZE"))
         else:
             connection.execute(sa.text("ANALYZE"))
+
+
+def priced(context: dict[str, Any], n: int) -> dict[str, Any]:
+    """The seed order's email with amounts of its own, as if bought in another quantity and
+    taxed for another place: the catalogue's prices, shipping and discount stay as they are."""
+    order = context["order"]
+    subtotal = Decimal(order["subtotal"]) + n % 997
+    tax = (subtotal * Decimal("0.19")).quantize(Decimal("0.01")) + Decimal(n % 7) / 100
+    total = subtotal + Decimal(order["shipping"]) + tax - Decimal(order["discount"])
+    return {
+        **context,
+        "order": {**order, "subtotal": str(subtotal), "tax": str(tax), "total": str(total)},
+    }
 
 
 def count_sent(engine: sa.Engine) -> int:

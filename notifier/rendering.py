@@ -62,15 +62,11 @@ class Formats:
         timezone: str,
         *,
         html: bool = False,
-        memo: dict[tuple[str, str, bool], str] | None = None,
     ) -> None:
         self.locale = _locale(locale)
         self.zone = pytz.timezone(timezone)
         self.rtl = self.locale.character_order == "right-to-left"
         self.html = html
-        # Amounts already written in this email: its text and HTML parts show the same ones,
-        # and Babel's format_currency is the dearest call a template makes.
-        self._money = memo if memo is not None else {}
 
     @property
     def colon(self) -> str:
@@ -100,11 +96,7 @@ class Formats:
         """In the currency's own digits (JPY none, KWD three) and the locale's symbol placement."""
         if amount is None:
             return ""
-        key = (str(amount), currency, negative)
-        if key not in self._money:
-            value = -Decimal(amount) if negative else Decimal(amount)
-            self._money[key] = format_currency(value, currency, locale=self.locale)
-        return self._money[key]
+        return _amount(str(amount), currency, negative, self.locale)
 
     def number(self, value: int | Decimal) -> str:
         if isinstance(value, int):  # counts and quantities: the same few, email after email
@@ -236,9 +228,8 @@ class Renderer:
             "left": "right" if parsed.character_order == "right-to-left" else "left",
             "right": "left" if parsed.character_order == "right-to-left" else "right",
         }
-        memo: dict[tuple[str, str, bool], str] = {}
-        text_formats = Formats(locale, timezone, memo=memo)
-        html_formats = Formats(locale, timezone, html=True, memo=memo)
+        text_formats = Formats(locale, timezone)
+        html_formats = Formats(locale, timezone, html=True)
         subject = env.get_template(f"email/{kind}/subject.txt").render(variables, fmt=text_formats)
         text = env.get_template(f"email/{kind}/body.txt").render(variables, fmt=text_formats)
         html = env.get_template(f"email/{kind}/body.html").render(variables, fmt=html_formats)
@@ -280,6 +271,15 @@ def _locale(locale: str) -> Locale:
 @functools.lru_cache(maxsize=4096)
 def _whole_number(value: int, locale: Locale) -> str:
     return format_decimal(value, locale=locale)
+
+
+@functools.lru_cache(maxsize=16384)
+def _amount(amount: str, currency: str, negative: bool, locale: Locale) -> str:
+    """Babel's format_currency is the dearest call a template makes, and the same amounts come
+    back: an email's text and HTML parts show the same ones, a catalogue's prices and a flat
+    shipping rate recur from order to order."""
+    value = -Decimal(amount) if negative else Decimal(amount)
+    return format_currency(value, currency, locale=locale)
 
 
 # Languages written without spaces between sentences: templates join sentences with one.
