@@ -167,4 +167,8 @@ def _serve(connection: Connection) -> None:
 
 
 if __name__ == "__main__":
-    _serve(Connection(int(sys.argv[1])))
+    # Run as `notifier.sending` proper, not as `__main__`: what is passed back names its classes
+    # by their module, and the dispatcher knows them as `notifier.sending.SendingFailed`.
+    from notifier.sending import _serve as serve
+
+    serve(Connection(int(sys.argv[1])))

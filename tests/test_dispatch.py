@@ -195,6 +195,21 @@ def test_a_sending_process_that_dies_leaves_its_messages_to_be_sent_again(
     assert record.possible_resend is True
 
 
+def test_a_bug_in_the_sending_process_ends_the_round_with_its_error(
+    app: Flask, client: FlaskClient
+) -> None:
+    from .apart_transport import BuggyApartTransport
+
+    post_shopify(client, shopify_order())
+    worker = dispatcher(app, BuggyApartTransport())
+
+    with pytest.raises(SendingFailed, match=r"KeyError: .*no route for <"):
+        worker.run_once()
+    assert worker._line is None  # closed; the next round starts a fresh sending process
+    assert only_message(app).state is MessageState.SENDING
+    assert deliveries(app) == []
+
+
 def test_a_transport_that_breaks_unexpectedly_ends_the_round_with_its_error(
     app: Flask, client: FlaskClient
 ) -> None:
