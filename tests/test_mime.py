@@ -235,3 +235,17 @@ def test_an_injection_anywhere_in_the_name_is_refused(name: str, injected: str) 
     middle = len(name) // 2
     with pytest.raises(mime.HeaderRefused):
         build(recipient_name=name[:middle] + injected + "Bcc: x@evil.example" + name[middle:])
+
+
+def test_the_refused_characters_are_exactly_unicodes_controls_separators_and_bidi_overrides() -> (
+    None
+):
+    import sys
+    import unicodedata
+
+    from notifier.mime import BIDI_CONTROLS, REFUSED_IN_HEADERS
+
+    for code in range(sys.maxunicode + 1):
+        ch = chr(code)
+        expected = unicodedata.category(ch) in ("Cc", "Zl", "Zp") or ch in BIDI_CONTROLS
+        assert bool(REFUSED_IN_HEADERS.match(ch)) is expected, f"U+{code:04X}"
