@@ -12,7 +12,7 @@ import re
 from datetime import timedelta
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 
 from notifier import applier, intake, metrics
 from notifier.events import Translation
@@ -144,16 +144,28 @@ def _store_and_apply(
     if translation.ignored_because is None and (
         current_app.config["APPLY"] == "deferred" or intake.has_pending(svc.read_engine, keys.id)
     ):  # news behind stored deliveries waits its turn, or it could overtake its own order
-        stored = svc.pending.store(
-            intake.pending_row(
-                source=source,
-                shop_id=keys.id,
-                envelope=envelope,
-                topic=translation.topic,
-                body=body,
-                received_at=now,
-            )
+        row = intake.pending_row(
+            source=source,
+            shop_id=keys.id,
+            envelope=envelope,
+            topic=translation.topic,
+            body=body,
+            received_at=now,
         )
+        try:
+            stored = svc.pending.store(row)
+        except (IntegrityError, DataError) as refused:
+            # Not a race (a twin is taken by ON CONFLICT): the row itself, which our checks
+            # should have refused first. Trying again would fail the same way.
+            reason = str(refused.orig).strip().splitlines()[0][:200]
+            log.warning(
+                "the database refused delivery %s/%s: %s", source, envelope.delivery_id, reason
+            )
+            raise Problem(
+                422,
+                "Refused by the database",
+                f"This delivery could not be stored as it is ({reason}); nothing was kept.",
+            ) from refused
         if not stored.duplicate:
             svc.wake_dispatcher.set()
         return _receipt(stored)

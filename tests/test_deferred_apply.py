@@ -20,7 +20,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from notifier import applier, audit, create_app
+from notifier import applier, audit, create_app, intake
 from notifier.clock import FakeClock
 from notifier.dispatcher import Dispatcher
 from notifier.models import (
@@ -294,6 +294,27 @@ def test_bad_input_is_still_refused_before_anything_is_stored(
     assert forged.status_code == 401
     assert invalid.status_code == 422
     assert invalid.mimetype == "application/problem+json"
+    with services(twin).sessions() as session:
+        assert session.scalar(select(sa.func.count()).select_from(InboundEvent)) == 0
+
+
+def test_a_delivery_the_database_refuses_is_answered_422_with_its_reason_not_raced(
+    deferred_app: tuple[Flask, FakeClock], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    twin, _clock = deferred_app
+    real_row = intake.pending_row
+
+    def without_topic(**values: Any) -> dict[str, Any]:  # a gap in our checks, say
+        return {**real_row(**values), "topic": None}
+
+    monkeypatch.setattr(intake, "pending_row", without_topic)
+    answer = post_shopify(twin.test_client(), ORDER_BODY)
+
+    assert answer.status_code == 422
+    assert answer.mimetype == "application/problem+json"
+    assert answer.json["title"] == "Refused by the database"
+    assert "topic" in answer.json["detail"]
+    assert "nothing was kept" in answer.json["detail"]
     with services(twin).sessions() as session:
         assert session.scalar(select(sa.func.count()).select_from(InboundEvent)) == 0
 
