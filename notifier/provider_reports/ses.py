@@ -4,6 +4,9 @@ The SNS signature is checked as AWS documents it (https://docs.aws.amazon.com/sn
 sns-verify-signature-of-message.html): RSA over a canonical string of the message's fields, with
 the certificate at SigningCertURL, fetched only from SNS's own hosts (a pattern operators can
 change) and kept. Only topics the operator listed are heard.
+
+`requests` and `cryptography` (some 24 MB of a process) are imported when the first SNS message
+arrives, not by every web process and worker that merely loads this module.
 """
 
 from __future__ import annotations
@@ -13,16 +16,15 @@ import re
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import requests
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding
-from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+if TYPE_CHECKING:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+    from requests import Response
 
 from notifier.models import ProviderVerdict
 from notifier.problems import Problem
@@ -53,9 +55,9 @@ SIGNED_FIELDS = {
 }
 SIGNED_FIELDS["UnsubscribeConfirmation"] = SIGNED_FIELDS["SubscriptionConfirmation"]
 # SignatureVersion 1 is SHA1withRSA, 2 is SHA256withRSA.
-DIGESTS: dict[str, type[hashes.HashAlgorithm]] = {
-    "1": hashes.SHA1,  # SNS's own SignatureVersion 1: verifying it, not choosing it
-    "2": hashes.SHA256,
+DIGESTS = {  # names in cryptography.hazmat.primitives.hashes
+    "1": "SHA1",  # SNS's own SignatureVersion 1: verifying it, not choosing it
+    "2": "SHA256",
 }
 MAX_CACHED_CERTIFICATES = 32
 
@@ -123,8 +125,8 @@ def confirm_subscription(sns: SNSMessage, trust: Trust) -> None:
     """Visit SubscribeURL, on SNS's own host only, so the topic starts sending here."""
     url = trusted_url(sns.SubscribeURL or "", trust, "SubscribeURL")
     try:
-        response = requests.get(url, timeout=FETCH_TIMEOUT_SECONDS, allow_redirects=False)
-    except requests.RequestException as error:
+        response = _fetch(url)
+    except OSError as error:  # requests.RequestException is an OSError
         raise Problem(
             503,
             "Subscription not confirmed",
@@ -162,15 +164,25 @@ def _verify_signature(sns: SNSMessage, trust: Trust) -> None:
         signature = base64.b64decode(sns.Signature, validate=True)
     except ValueError as error:  # binascii.Error, or characters beyond ASCII
         raise Problem(401, "Invalid signature", "Signature is not base64.") from error
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
     key = _public_key(sns.SigningCertURL, trust)
     try:
-        key.verify(signature, canonical(sns), padding.PKCS1v15(), digest())
+        key.verify(signature, canonical(sns), padding.PKCS1v15(), getattr(hashes, digest)())
     except InvalidSignature as error:
         raise Problem(
             401,
             "Invalid signature",
             "The SNS signature does not match the message and its signing certificate.",
         ) from error
+
+
+def _fetch(url: str) -> Response:
+    import requests
+
+    return requests.get(url, timeout=FETCH_TIMEOUT_SECONDS, allow_redirects=False)
 
 
 def canonical(sns: SNSMessage) -> bytes:
@@ -184,6 +196,8 @@ def canonical(sns: SNSMessage) -> bytes:
 
 
 def _public_key(url: str, trust: Trust) -> RSAPublicKey:
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+
     certificate = _certificate(trusted_url(url, trust, "SigningCertURL"))
     if not certificate.not_valid_before_utc <= trust.now <= certificate.not_valid_after_utc:
         raise Problem(
@@ -204,8 +218,8 @@ def _certificate(url: str) -> x509.Certificate:
     if kept is not None:
         return kept
     try:
-        response = requests.get(url, timeout=FETCH_TIMEOUT_SECONDS, allow_redirects=False)
-    except requests.RequestException as error:
+        response = _fetch(url)
+    except OSError as error:  # requests.RequestException is an OSError
         raise Problem(
             503,
             "Signing certificate unavailable",
@@ -217,6 +231,8 @@ def _certificate(url: str) -> x509.Certificate:
             "Signing certificate unavailable",
             f"SigningCertURL answered {response.status_code}; retry later.",
         )
+    from cryptography import x509
+
     try:
         certificate = x509.load_pem_x509_certificate(response.content)
     except ValueError as error:
