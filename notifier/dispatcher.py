@@ -7,7 +7,6 @@ between leaves a lease that expires, and the message is claimed again with the s
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
@@ -20,38 +19,23 @@ from email.utils import parseaddr
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, joinedload, sessionmaker
 
-from notifier import ledger, metrics, mime, outbox, sending, suppression
+from notifier import metrics, mime, outbox, sending, suppression
 from notifier.clock import Clock
 from notifier.kinds import KINDS
 from notifier.links import BuyerLinks
-from notifier.models import Delivery, DeliveryOutcome, Message, MessageState, Order
+from notifier.models import Delivery, Message, MessageState, Order
+from notifier.recording import Recorder, Result, RetryPolicy
 from notifier.rendering import Renderer
 from notifier.sending import Sending
 from notifier.transports import (
     Outgoing,
     PermanentFailure,
-    Receipt,
     TransientFailure,
     Transport,
     TransportError,
 )
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    max_attempts: int = 8
-    first_delay: timedelta = timedelta(minutes=1)
-    max_delay: timedelta = timedelta(hours=6)
-
-    def delay(self, message_id: str, attempt: int) -> timedelta:
-        """Exponential backoff with ±25% jitter derived from the message, so it is reproducible."""
-        doubled = self.first_delay.total_seconds() * 2 ** min(attempt - 1, 40)
-        base = timedelta(seconds=min(doubled, self.max_delay.total_seconds()))
-        seed = hashlib.sha256(f"{message_id}:{attempt}".encode()).digest()
-        jitter = 0.75 + 0.5 * (int.from_bytes(seed[:4], "big") / 0xFFFFFFFF)
-        return timedelta(seconds=base.total_seconds() * jitter)
 
 
 @dataclass
@@ -94,6 +78,9 @@ class Dispatcher:
         self.batch_size = batch_size
         self.lease = lease
         self.retry = retry or RetryPolicy()
+        self.recorder = Recorder(
+            sessions, worker=worker, retry=self.retry, transport=transport.name
+        )
         # Periodic work that rides on the dispatch loop (ledger checkpoints); never sends.
         self.housekeeping = housekeeping
         # Signs the survey's answer and unsubscribe links; only marketing kinds need it.
@@ -192,7 +179,7 @@ class Dispatcher:
                 )
                 refusal = suppression.describe(blocked) if blocked else None
                 prepared.append((claim, message, sender, reply_to, refusal))
-        pending: list[_Result] = []
+        pending: list[Result] = []
         oldest = 0.0
         # In order, and at most `sends_ahead` ahead of the recording: the next message is
         # rendered while this one is on the wire (see `sending`).
@@ -205,7 +192,7 @@ class Dispatcher:
                     total.suppressed += 1
                     continue
                 ready = self._ready(claim, message, sender, reply_to, recorded)
-                if isinstance(ready, _Result):
+                if isinstance(ready, Result):
                     pending.append(ready)
                 else:
                     line.submit(ready.mail)
@@ -230,6 +217,12 @@ class Dispatcher:
         if pending:
             self._record(pending, total)
 
+    def _record(self, results: list[Result], total: Outcome) -> None:
+        sent, retried, failed = self.recorder.record(results)
+        total.sent += sent
+        total.retried += retried
+        total.failed += failed
+
     def start_sending(self) -> Sending:
         """The transport's sending process, started now if it is not running (a worker starts
         it with itself, so the first message due does not wait for it)."""
@@ -252,14 +245,14 @@ class Dispatcher:
         sender: str,
         reply_to: str | None,
         recorded: dict[str, int],
-    ) -> _Result | _Handover:
+    ) -> Result | _Handover:
         """The message built and addressed for the transport, or why it will not be sent."""
         now = self.clock.now()
         # An attempt that left no record died mid-way: the server may already have the message.
         possible_resend = recorded.get(message.id, 0) < claim.attempt - 1
         if claim.attempt > self.retry.max_attempts:
             gave_up = PermanentFailure(f"gave up: {claim.attempt - 1} attempts did not finish")
-            return _Result(message.id, now, None, None, gave_up, claim, False)
+            return Result(message.id, now, None, None, gave_up, claim, False)
         try:
             raw = self._build(message, sender, reply_to, now)
             mail = Outgoing(
@@ -276,17 +269,17 @@ class Dispatcher:
                 extra={"message_id": message.id, "kind": message.kind},
             )
             refused = PermanentFailure(f"cannot build the message: {problem}")
-            return _Result(message.id, now, None, None, refused, claim, False)
+            return Result(message.id, now, None, None, refused, claim, False)
         return _Handover(message.id, now, mail, claim, possible_resend)
 
-    def _answered(self, handover: _Handover, answer: sending.Answer) -> _Result:
+    def _answered(self, handover: _Handover, answer: sending.Answer) -> Result:
         reply, seconds = answer
         receipt, error = (None, reply) if isinstance(reply, TransportError) else (reply, None)
         if error is not None:
             kind = "transient" if isinstance(error, TransientFailure) else "permanent"
             metrics.TRANSPORT_ERRORS.labels(transport=self.transport.name, kind=kind).inc()
         metrics.SEND_SECONDS.labels(transport=self.transport.name).observe(seconds)
-        return _Result(
+        return Result(
             handover.message_id,
             handover.now,
             handover.mail.raw,
@@ -337,117 +330,6 @@ class Dispatcher:
                 extra={"message_id": message_id, "kind": message.kind, "state": "suppressed"},
             )
 
-    def _record(self, results: list[_Result], total: Outcome) -> None:
-        """Record each hand-over (if bytes left) and move each message on, unless taken over.
-
-        One transaction for them all. Locks are taken the way webhooks take them: every order
-        row first, then every message row, each in id order, so a webhook superseding one of
-        these messages and other workers recording theirs never wait on each other in a circle.
-        """
-        ids = sorted(result.message_id for result in results)
-        with self.sessions.begin() as session:
-            order_ids = sorted(
-                set(session.scalars(select(Message.order_id).where(Message.id.in_(ids))))
-            )
-            session.execute(
-                select(Order.id).where(Order.id.in_(order_ids)).order_by(Order.id).with_for_update()
-            ).all()
-            # Locked, so a worker taking a message over cannot slip in between read and write.
-            locked = {
-                message.id: message
-                for message in session.scalars(
-                    select(Message)
-                    .where(Message.id.in_(ids))
-                    .order_by(Message.id)
-                    .with_for_update()
-                    .execution_options(populate_existing=True)
-                )
-            }
-            for result in results:
-                self._record_one(session, locked[result.message_id], result)
-        for result in results:
-            error = result.error
-            if error is None:
-                total.sent += 1
-            elif (
-                isinstance(error, TransientFailure)
-                and result.claim.attempt < self.retry.max_attempts
-            ):
-                total.retried += 1
-            else:
-                total.failed += 1
-
-    def _record_one(self, session: Session, message: Message, result: _Result) -> None:
-        raw, receipt, error, claim, now = (
-            result.raw,
-            result.receipt,
-            result.error,
-            result.claim,
-            result.now,
-        )
-        message_id = message.id
-        if raw is not None:
-            delivery = Delivery(
-                message_id=message_id,
-                attempt=claim.attempt,
-                handed_at=now,
-                transport=self.transport.name,
-                rfc_message_id=message.rfc_message_id,
-                raw_sha256=ledger.keep(session, raw),
-                possible_resend=result.possible_resend,
-                outcome=_delivery_outcome(error),
-                response=receipt.response if receipt else error.response if error else "",
-                provider_message_id=receipt.provider_message_id if receipt else None,
-            )
-            session.add(delivery)
-            ledger.note_handed_over(session, delivery, message)
-        if message.lease_owner != self.worker or message.attempts != claim.attempt:
-            log.warning(
-                "message %s was taken over while sending; not updating it",
-                message_id,
-                extra={"message_id": message_id},
-            )
-            return
-        message.lease_owner = None
-        message.lease_until = None
-        message.updated_at = now
-        reported = message.state is not MessageState.SENDING  # the provider spoke first
-        if error is None and reported:
-            message.sent_at = now
-            log.info(
-                "message %s handed over; the provider already reported it %s",
-                message_id,
-                message.state.value,
-                extra={"message_id": message_id, "state": message.state.value},
-            )
-            return
-        if error is None:
-            message.state = MessageState.SENT
-            message.sent_at = now
-            message.last_error = None
-        elif isinstance(error, TransientFailure) and claim.attempt < self.retry.max_attempts:
-            message.state = MessageState.RETRY
-            message.next_attempt_at = now + self.retry.delay(message_id, claim.attempt)
-            message.last_error = f"attempt {claim.attempt}: {error.response}"
-        else:
-            message.state = MessageState.FAILED
-            message.last_error = f"attempt {claim.attempt}: {error.response if error else ''}"
-        ledger.note_state(session, message, now)
-        log.info(
-            "message %s (%s) %s after attempt %d: %s",
-            message_id,
-            message.kind,
-            message.state.value,
-            claim.attempt,
-            receipt.response if receipt else error.response if error else "",
-            extra={
-                "message_id": message_id,
-                "order_id": message.order_id,
-                "kind": message.kind,
-                "state": message.state.value,
-            },
-        )
-
 
 @dataclass(frozen=True)
 class _Handover:
@@ -458,24 +340,3 @@ class _Handover:
     mail: Outgoing
     claim: outbox.Claim
     possible_resend: bool
-
-
-@dataclass(frozen=True)
-class _Result:
-    """What became of one claimed message, waiting to be recorded."""
-
-    message_id: str
-    now: datetime
-    raw: bytes | None
-    receipt: Receipt | None
-    error: TransportError | None
-    claim: outbox.Claim
-    possible_resend: bool
-
-
-def _delivery_outcome(error: TransportError | None) -> DeliveryOutcome:
-    if error is None:
-        return DeliveryOutcome.ACCEPTED
-    if isinstance(error, TransientFailure):
-        return DeliveryOutcome.TRANSIENT_FAILURE
-    return DeliveryOutcome.PERMANENT_FAILURE

@@ -16,7 +16,8 @@ from sqlalchemy.exc import IntegrityError
 from waitress.server import create_server
 
 from notifier import applier, ledger, migrate
-from notifier.dispatcher import Dispatcher, RetryPolicy
+from notifier.dispatcher import Dispatcher
+from notifier.recording import RetryPolicy
 from notifier.services import Services
 from notifier.transports import describe, from_url
 

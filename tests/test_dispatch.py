@@ -18,8 +18,9 @@ from sqlalchemy import func, select
 
 from notifier import outbox
 from notifier.clock import FakeClock
-from notifier.dispatcher import Dispatcher, RetryPolicy
+from notifier.dispatcher import Dispatcher
 from notifier.models import Delivery, DeliveryOutcome, Message, MessageState
+from notifier.recording import RetryPolicy
 from notifier.sending import SendingFailed, SendingProcess
 from notifier.transports.memory import MemoryTransport
 from notifier.transports.smtp import SMTPTransport

@@ -20,8 +20,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from notifier import outbox
-from notifier.dispatcher import Dispatcher, Outcome, _Result
+from notifier.dispatcher import Dispatcher, Outcome
 from notifier.models import Message, MessageState, Order
+from notifier.recording import Result
 from notifier.transports import Receipt
 
 from .conftest import post_shopify, services, shopify_order
@@ -63,7 +64,7 @@ def test_the_record_step_waits_for_the_order_so_news_can_take_the_message(
         svc.clock,
         worker="w1",
     )
-    result = _Result(
+    result = Result(
         claim.message_id, svc.clock.now(), b"raw", Receipt("250 ok"), None, claim, False
     )
     failures: list[BaseException] = []
