@@ -242,11 +242,15 @@ def count_sent(engine: sa.Engine) -> int:
 # --- an SMTP sink in its own process ------------------------------------------------------
 
 
-def _sink_main(port: int, ready: Any, counter: Any) -> None:
+def _sink_main(port: int, ready: Any, counter: Any, reply_delay: float) -> None:
+    import asyncio
+
     from aiosmtpd.controller import Controller
 
     class Handler:
         async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            if reply_delay:  # a server farther away, or slower to take a message: not our CPU
+                await asyncio.sleep(reply_delay)
             with counter.get_lock():
                 counter.value += 1
             return "250 2.0.0 Ok"
@@ -259,15 +263,16 @@ def _sink_main(port: int, ready: Any, counter: Any) -> None:
 
 
 class Sink:
-    """aiosmtpd accepting everything, in a process of its own so it never shares our GIL."""
+    """aiosmtpd accepting everything, in a process of its own so it never shares our GIL;
+    `reply_delay` seconds before it answers each message's DATA."""
 
-    def __init__(self) -> None:
+    def __init__(self, reply_delay: float = 0.0) -> None:
         self.port = free_port()
         context = multiprocessing.get_context("spawn")
         self.counter = context.Value("q", 0)
         ready = context.Event()
         self.process = context.Process(
-            target=_sink_main, args=(self.port, ready, self.counter), daemon=True
+            target=_sink_main, args=(self.port, ready, self.counter, reply_delay), daemon=True
         )
         self.process.start()
         if not ready.wait(30):
