@@ -561,3 +561,22 @@ def test_the_file_outbox_keeps_a_resend_beside_the_first_copy(tmp_path: Any) -> 
 
     names = sorted(path.name for path in (tmp_path / "outbox").iterdir())
     assert names == ["m1_x.2.eml", "m1_x.eml"]
+
+
+def test_the_sending_process_loads_the_transports_and_not_the_application() -> None:
+    import subprocess
+    import sys
+
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, notifier.sending, notifier.transports.smtp; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & "
+            "{'flask', 'sqlalchemy', 'jinja2', 'babel', 'pydantic', 'requests'}))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert loaded == "[]"
