@@ -24,7 +24,7 @@ from notifier.sources.shopify import (
 )
 from notifier.sources.standard import StandardEvent, StandardShipmentEvent
 from notifier.sources.woocommerce import ORDER_TOPICS as WOOCOMMERCE_TOPICS
-from notifier.sources.woocommerce import WooCommerceOrder
+from notifier.sources.woocommerce_payload import WooCommerceOrder
 
 bp = Blueprint("openapi", __name__)
 
