@@ -180,7 +180,7 @@ class Dispatcher:
                 refusal = suppression.describe(blocked) if blocked else None
                 prepared.append((claim, message, sender, reply_to, refusal))
         pending: list[Result] = []
-        oldest = 0.0
+        oldest: float | None = None  # when the oldest unrecorded result came back
         # In order, and at most `sends_ahead` ahead of the recording: the next message is
         # rendered while this one is on the wire (see `sending`).
         line = self.start_sending()
@@ -199,14 +199,14 @@ class Dispatcher:
                     on_the_wire.append(ready)
                 while len(on_the_wire) > self.sends_ahead or (on_the_wire and line.ready()):
                     pending.append(self._answered(on_the_wire.popleft(), line.take()))
-                if len(pending) == 1:
+                if pending and oldest is None:
                     oldest = time.monotonic()
-                if pending and (
+                if oldest is not None and (
                     len(pending) >= self.record_every
                     or time.monotonic() - oldest > self.record_seconds
                 ):
                     self._record(pending, total)
-                    pending = []
+                    pending, oldest = [], None
             while on_the_wire:
                 pending.append(self._answered(on_the_wire.popleft(), line.take()))
         except BaseException:

@@ -157,7 +157,8 @@ def _store_and_apply(
         except (IntegrityError, DataError) as refused:
             # Not a race (a twin is taken by ON CONFLICT): the row itself, which our checks
             # should have refused first. Trying again would fail the same way.
-            reason = str(refused.orig).strip().splitlines()[0][:200]
+            said = str(refused.orig).strip().splitlines()
+            reason = (said[0] if said else type(refused.orig).__name__)[:200]
             log.warning(
                 "the database refused delivery %s/%s: %s", source, envelope.delivery_id, reason
             )

@@ -75,6 +75,12 @@ def smtp_server() -> Iterator[tuple[Sink, int]]:
     controller.stop()
 
 
+def post_orders(client: FlaskClient, count: int, *, first: int) -> None:
+    """`count` new orders, numbered from `first`, each with its confirmation due at once."""
+    for number in range(first, first + count):
+        post_shopify(client, shopify_order(id=number, name=f"#{number}"))
+
+
 def smtp_transport(port: int) -> SMTPTransport:
     return SMTPTransport.from_url(f"smtp://127.0.0.1:{port}?starttls=off", timeout=5)
 
@@ -124,8 +130,7 @@ def test_one_connection_carries_many_messages(
     app: Flask, client: FlaskClient, smtp_server: tuple[Sink, int]
 ) -> None:
     sink, port = smtp_server
-    for number in range(5):
-        post_shopify(client, shopify_order(id=1000 + number, name=f"#{1000 + number}"))
+    post_orders(client, 5, first=1000)
     dispatcher(app, smtp_transport(port)).run_once()
 
     assert len(sink.received) == 5
@@ -136,8 +141,7 @@ def test_the_next_message_is_rendered_while_one_is_on_the_wire(
     app: Flask, client: FlaskClient, smtp_server: tuple[Sink, int]
 ) -> None:
     sink, port = smtp_server
-    for number in range(4):
-        post_shopify(client, shopify_order(id=1100 + number, name=f"#{1100 + number}"))
+    post_orders(client, 4, first=1100)
     svc = services(app)
     second_rendered = threading.Event()
     renders = 0
@@ -388,8 +392,7 @@ def test_deliveries_refuse_update_and_delete(
 
 
 def test_concurrent_workers_never_send_the_same_message(app: Flask, client: FlaskClient) -> None:
-    for number in range(40):
-        post_shopify(client, shopify_order(id=2000 + number, name=f"#{2000 + number}"))
+    post_orders(client, 40, first=2000)
     boxes = [MemoryTransport(), MemoryTransport()]
     workers = [
         dispatcher(app, box, worker=f"w{index}", batch_size=3) for index, box in enumerate(boxes)
