@@ -32,7 +32,6 @@ import logging
 import os
 import smtplib
 import statistics
-import subprocess
 import sys
 import time
 import uuid
@@ -44,10 +43,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common as common
+import _workers
 import sqlalchemy as sa
 
 BENCH = Path(__file__).resolve().parent
-BIN = Path(sys.executable).parent
 DEFAULT_POSTGRES = os.environ.get(
     "NOTIFIER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
@@ -285,7 +284,7 @@ def growth_and_memory(options: argparse.Namespace, folder: Path, parts: set[str]
                             .values(state="cancelled")
                         )
                 if sink is not None:
-                    row["rss"] = worker_peak_rss(url, sink, svc, seed, drain, size, folder)
+                    row["rss"] = _workers.worker_peak_rss(url, sink, svc, seed, drain, size, folder)
                     present += drain
                 results[size] = row
                 say(
@@ -315,57 +314,6 @@ def growth_and_memory(options: argparse.Namespace, folder: Path, parts: set[str]
             say(f"    peak RSS with {size:>9,} rows: {rss:6.0f} MB (target < 150 MB: {met})")
 
 
-def worker_peak_rss(
-    url: str, sink: common.Sink, svc: Any, seed: Any, drain: int, size: int, folder: Path
-) -> float:
-    """Peak RSS (VmHWM) of one `notifier worker` draining `drain` due messages, with its sending
-    process's (each one's peak, summed: at worst they peaked together); in MB."""
-    common.fill(svc.engine, seed, drain, due=True, now=svc.clock.now(), start=10**9 + size)
-    before = sink.received
-    process = start_worker(url, sink, folder / f"worker-{size}")
-    try:
-        wait_for(lambda: sink.received - before >= drain, 1800)
-        children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
-        peaks = [peak_rss_mb(pid) for pid in [process.pid, *map(int, children)]]
-    finally:
-        process.terminate()
-        process.wait(30)
-    return sum(peaks)
-
-
-def peak_rss_mb(pid: int) -> float:
-    status = Path(f"/proc/{pid}/status").read_text()
-    peak = next(line for line in status.splitlines() if line.startswith("VmHWM:"))
-    return int(peak.split()[1]) / 1024
-
-
-def start_worker(url: str, sink: common.Sink, instance: Path) -> subprocess.Popen[bytes]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("NOTIFIER_")}
-    env.update(
-        NOTIFIER_DATABASE_URL=url,
-        NOTIFIER_MAIL_URL=sink.url(),
-        NOTIFIER_INSTANCE_PATH=str(instance),
-        NOTIFIER_DISPATCH_POLL_SECONDS="0.1",
-    )
-    return subprocess.Popen(
-        [str(BIN / "notifier"), "worker"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
-def wait_for(condition: Callable[[], bool], limit: float) -> None:
-    deadline = time.monotonic() + limit
-    while not condition():
-        if time.monotonic() > deadline:
-            raise SystemExit("timed out waiting for the workers")
-        time.sleep(0.05)
-
-
-# --- scale-out ----------------------------------------------------------------------------
-
-
 def scaleout(options: argparse.Namespace, folder: Path) -> None:
     postgres = options.database_url or DEFAULT_POSTGRES
     count = 2_000 if options.quick else 8_000
@@ -381,7 +329,7 @@ def scaleout(options: argparse.Namespace, folder: Path) -> None:
     # the server, not on the CPU, and what a second worker adds shows what claiming costs.
     for name, reply_delay in (("sink on this box", 0.0), ("a mail server 5 ms away", 0.005)):
         rates = {
-            workers: scaleout_rate(postgres, folder, count, workers, reply_delay)
+            workers: _workers.scaleout_rate(postgres, folder, count, workers, reply_delay)
             for workers in (1, 2)
         }
         say(f"  {name}:")
@@ -391,40 +339,6 @@ def scaleout(options: argparse.Namespace, folder: Path) -> None:
             f"          ratio: "
             f"{verdict(f'scale-out, {name}', rates[2] / rates[1], 1.6, at_least=True)}"
         )
-
-
-def scaleout_rate(
-    postgres: str, folder: Path, count: int, workers: int, reply_delay: float
-) -> float:
-    """Messages a second that `workers` worker processes deliver together."""
-    sink = common.Sink(reply_delay)
-    try:
-        label = f"scale{workers}-{int(reply_delay * 1000)}"
-        with common.database(postgres, folder, label.replace("-", "_")) as url:
-            app = common.make_app(url, folder / f"{label}-instance")
-            svc = app.extensions["notifier"]
-            seed = common.prepare(app)
-            common.fill(svc.engine, seed, count, due=True, now=svc.clock.now())
-            svc.engine.dispose()
-            before = sink.received
-            processes = [start_worker(url, sink, folder / f"{label}-{n}") for n in range(workers)]
-            try:
-                # Timed from the 10th to the 90th percent received: start-up is not the point.
-                wait_for(lambda b=before: sink.received - b >= count // 10, 600)
-                started = time.perf_counter()
-                wait_for(lambda b=before: sink.received - b >= count * 9 // 10, 1800)
-                rate = (count * 8 // 10) / (time.perf_counter() - started)
-                engine = svc.engine
-                wait_for(lambda e=engine: common.count_sent(e) >= count, 600)
-            finally:
-                for process in processes:
-                    process.terminate()
-                for process in processes:
-                    process.wait(30)
-                svc.engine.dispose()
-    finally:
-        sink.stop()
-    return rate
 
 
 def main() -> None:
