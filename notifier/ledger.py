@@ -17,7 +17,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import event, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -25,10 +25,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from notifier.models import (
     Delivery,
+    DeliveryOutcome,
     InboundEvent,
     LedgerContent,
     LedgerEntry,
     Message,
+    MessageState,
     Order,
     Shop,
 )
@@ -123,7 +125,54 @@ def note_planned(session: Session, message: Message) -> None:
     _notes(session).append(_Note("message.planned", build, message.created_at, message.kind))
 
 
-def note_state(session: Session, message: Message, at: datetime) -> None:
+class MessageFacts(Protocol):
+    """What the ledger's notes read of a message: a `Message`, or the record step's view of one."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def order_id(self) -> int: ...
+    @property
+    def shop_id(self) -> int: ...
+    @property
+    def kind(self) -> str: ...
+
+
+class StateFacts(MessageFacts, Protocol):
+    @property
+    def state(self) -> MessageState: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def last_error(self) -> str | None: ...
+
+
+class HandedOverFacts(Protocol):
+    """What the ledger's note reads of a hand-over: a `Delivery`, or one about to be written."""
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def message_id(self) -> str: ...
+    @property
+    def attempt(self) -> int: ...
+    @property
+    def transport(self) -> str: ...
+    @property
+    def rfc_message_id(self) -> str: ...
+    @property
+    def raw_sha256(self) -> str: ...
+    @property
+    def outcome(self) -> DeliveryOutcome: ...
+    @property
+    def response(self) -> str: ...
+    @property
+    def provider_message_id(self) -> str | None: ...
+    @property
+    def possible_resend(self) -> bool: ...
+
+
+def note_state(session: Session, message: StateFacts, at: datetime) -> None:
     """A message moved on (superseded, cancelled, sent, retry, failed): its state and why."""
     state, reason, error = message.state.value, message.reason, message.last_error
 
@@ -134,7 +183,9 @@ def note_state(session: Session, message: Message, at: datetime) -> None:
     _notes(session).append(_Note(f"message.{state}", build, at, message.kind))
 
 
-def note_handed_over(session: Session, delivery: Delivery, message: Message) -> None:
+def note_handed_over(
+    session: Session, delivery: HandedOverFacts, message: MessageFacts, at: datetime
+) -> None:
     """The exact bytes handed to a transport, and what it answered."""
 
     def build() -> Built:
@@ -152,7 +203,7 @@ def note_handed_over(session: Session, delivery: Delivery, message: Message) -> 
         }
         return message.order_id, message.shop_id, f"message {message.id}", content
 
-    _notes(session).append(_Note("message.handed_over", build, delivery.handed_at))
+    _notes(session).append(_Note("message.handed_over", build, at))
 
 
 def note_erasure(
@@ -249,7 +300,7 @@ def backfill(session: Session) -> int:
         for delivery in session.scalars(
             select(Delivery).where(Delivery.message_id == message.id).order_by(Delivery.id)
         ):
-            note_handed_over(session, delivery, message)
+            note_handed_over(session, delivery, message, delivery.handed_at)
         if message.state.value not in ("scheduled", "sending"):
             note_state(session, message, message.updated_at)
     notes = session.info.get("ledger_notes", [])
