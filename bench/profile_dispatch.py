@@ -29,6 +29,7 @@ def main() -> None:
     options = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     from notifier.dispatcher import Dispatcher
+    from notifier.serve import settle_heap
     from notifier.transports.smtp import SMTPTransport
 
     folder = common.scratch()
@@ -39,7 +40,8 @@ def main() -> None:
             svc = app.extensions["notifier"]
             seed = common.prepare(app)
             common.fill(svc.engine, seed, options.messages, due=True, now=svc.clock.now())
-            svc.renderer.warm()  # as `notifier worker` does when it starts
+            svc.renderer.warm()  # as `notifier worker` does when it starts,
+            settle_heap()  # and then it keeps its start-up heap out of the collector's way
             dispatcher = Dispatcher(
                 svc.sessions,
                 SMTPTransport.from_url(sink.url(), 30),

@@ -12,7 +12,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import parseaddr
 
@@ -102,23 +102,39 @@ class Dispatcher:
             self.close()
 
     def _round(self) -> Outcome:
-        """Apply stored deliveries, then send every message due now, batch after batch."""
+        """Apply stored deliveries, then send every message due now, batch after batch.
+
+        Hand-overs flow on from one claimed batch into the next: the last messages of a batch
+        are still on the wire while the next batch is claimed and read, and its first rendered.
+        """
         total = Outcome()
         if self.apply_stored is not None:
             total.applied = self.apply_stored()
-        while True:
-            with self.sessions.begin() as session:
-                claims = outbox.claim_due(
-                    session,
-                    worker=self.worker,
-                    now=self.clock.now(),
-                    lease=self.lease,
-                    limit=self.batch_size,
-                )
-            if claims:
-                self._deliver_batch(claims, total)
-            if len(claims) < self.batch_size:
-                return total
+        flow = _Flow(self.start_sending())
+        try:
+            while True:
+                with self.sessions.begin() as session:
+                    claims = outbox.claim_due(
+                        session,
+                        worker=self.worker,
+                        now=self.clock.now(),
+                        lease=self.lease,
+                        limit=self.batch_size,
+                    )
+                if claims:
+                    self._deliver_batch(claims, total, flow)
+                if len(claims) < self.batch_size:
+                    break
+            while flow.on_the_wire:
+                flow.pending.append(self._answered(flow.on_the_wire.popleft(), flow.line.take()))
+        except BaseException:
+            # What is on the wire stays unrecorded, as if this worker had died mid-send; a
+            # fresh line carries the next round.
+            self.close()
+            raise
+        if flow.pending:
+            self._record(flow.pending, total)
+        return total
 
     def run_forever(self, stop: threading.Event, wake: threading.Event, poll: float) -> None:
         """Dispatch until `stop` is set; `wake` cuts the wait short when new work was committed."""
@@ -137,7 +153,7 @@ class Dispatcher:
             self.close()
             log.info("dispatcher %s stopped", self.worker)
 
-    def _deliver_batch(self, claims: list[outbox.Claim], total: Outcome) -> None:
+    def _deliver_batch(self, claims: list[outbox.Claim], total: Outcome, flow: _Flow) -> None:
         """Read the batch at once, send each message in turn, record the outcomes in few commits.
 
         Hand-overs are recorded together, at most `record_every` of them or `record_seconds`
@@ -179,43 +195,30 @@ class Dispatcher:
                 )
                 refusal = suppression.describe(blocked) if blocked else None
                 prepared.append((claim, message, sender, reply_to, refusal))
-        pending: list[Result] = []
-        oldest: float | None = None  # when the oldest unrecorded result came back
         # In order, and at most `sends_ahead` ahead of the recording: the next message is
         # rendered while this one is on the wire (see `sending`).
-        line = self.start_sending()
-        on_the_wire: deque[_Handover] = deque()
-        try:
-            for claim, message, sender, reply_to, refusal in prepared:
-                if refusal is not None:
-                    self._suppress(message.id, claim, refusal, self.clock.now())
-                    total.suppressed += 1
-                    continue
-                ready = self._ready(claim, message, sender, reply_to, recorded)
-                if isinstance(ready, Result):
-                    pending.append(ready)
-                else:
-                    line.submit(ready.mail)
-                    on_the_wire.append(ready)
-                while len(on_the_wire) > self.sends_ahead or (on_the_wire and line.ready()):
-                    pending.append(self._answered(on_the_wire.popleft(), line.take()))
-                if pending and oldest is None:
-                    oldest = time.monotonic()
-                if oldest is not None and (
-                    len(pending) >= self.record_every
-                    or time.monotonic() - oldest > self.record_seconds
-                ):
-                    self._record(pending, total)
-                    pending, oldest = [], None
-            while on_the_wire:
-                pending.append(self._answered(on_the_wire.popleft(), line.take()))
-        except BaseException:
-            # What is on the wire stays unrecorded, as if this worker had died mid-send; a
-            # fresh line carries the next round.
-            self.close()
-            raise
-        if pending:
-            self._record(pending, total)
+        line = flow.line
+        for claim, message, sender, reply_to, refusal in prepared:
+            if refusal is not None:
+                self._suppress(message.id, claim, refusal, self.clock.now())
+                total.suppressed += 1
+                continue
+            ready = self._ready(claim, message, sender, reply_to, recorded)
+            if isinstance(ready, Result):
+                flow.pending.append(ready)
+            else:
+                line.submit(ready.mail)
+                flow.on_the_wire.append(ready)
+            while len(flow.on_the_wire) > self.sends_ahead or (flow.on_the_wire and line.ready()):
+                flow.pending.append(self._answered(flow.on_the_wire.popleft(), line.take()))
+            if flow.pending and flow.oldest is None:
+                flow.oldest = time.monotonic()
+            if flow.oldest is not None and (
+                len(flow.pending) >= self.record_every
+                or time.monotonic() - flow.oldest > self.record_seconds
+            ):
+                self._record(flow.pending, total)
+                flow.pending, flow.oldest = [], None
 
     def _record(self, results: list[Result], total: Outcome) -> None:
         sent, retried, failed = self.recorder.record(results)
@@ -329,6 +332,17 @@ class Dispatcher:
                 reason,
                 extra={"message_id": message_id, "kind": message.kind, "state": "suppressed"},
             )
+
+
+@dataclass
+class _Flow:
+    """A round's hand-overs on their way: on the wire in order, then answered and waiting to
+    be recorded (since `oldest`, when the first of them came back)."""
+
+    line: Sending
+    on_the_wire: deque[_Handover] = field(default_factory=deque)
+    pending: list[Result] = field(default_factory=list)
+    oldest: float | None = None
 
 
 @dataclass(frozen=True)
