@@ -302,8 +302,18 @@ def _newstyle(catalog: Translations) -> tuple[Callable[..., str], Callable[..., 
     (even without variables), trusted markup in an autoescaped template (the catalogs are ours,
     committed beside the templates), its variables escaped."""
 
+    # Most strings take no variables: each is translated and formatted once, as text and as
+    # markup, instead of on every email (the same few dozen labels, email after email).
+    plain: dict[str, tuple[str, Markup]] = {}
+
     @pass_eval_context
     def gettext(context: EvalContext, string: str, /, **variables: Any) -> str:
+        if not variables:
+            done = plain.get(string)
+            if done is None:
+                text = catalog.gettext(string) % {}
+                done = plain[string] = (text, Markup(text))  # noqa: S704
+            return done[1] if context.autoescape else done[0]
         text = catalog.gettext(string)
         return (Markup(text) if context.autoescape else text) % variables  # noqa: S704
 
