@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as common
 
 ROOT = common.ROOT
+BENCH = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
 # The floor reads the body and answers with nothing. Not 204: waitress closes the connection
 # after every 204 (it may send no Content-Length), so that floor would pay a TCP handshake per
@@ -88,6 +89,7 @@ class Result:
     concurrency: int
     apply: str
     bare: Run
+    least: Run  # bench/least_work.py: only what the contract requires, no framework of ours
     service: Run
     drained: tuple[int, float] | None  # deferred: (events applied, seconds)
 
@@ -185,12 +187,14 @@ def measure(
                 with ExitStack() as service_stack:
                     env = _instance(service_stack, folder / name, postgres, name, mode)
                     port = serve(service_stack, ["wsgi:app"], ROOT, env)
-                    post_all(port, deliveries[:1], 1, "warm-up")  # both warm
-                    post_all(bare_port, deliveries[:1], 1, "warm-up")
+                    least_port = serve(service_stack, ["least_work:app"], BENCH, _least(env))
+                    for warmed in (port, bare_port, least_port):  # each warm
+                        post_all(warmed, deliveries[:1], 1, "warm-up")
                     bare = post_all(bare_port, deliveries[1:], concurrency, "bare Flask")
+                    least = post_all(least_port, deliveries[1:], concurrency, "least work")
                     service = post_all(port, deliveries[1:], concurrency, f"notifier {mode}")
                     drained = _drain(env) if mode == "deferred" else None
-                results.append(Result(database, concurrency, mode, bare, service, drained))
+                results.append(Result(database, concurrency, mode, bare, least, service, drained))
     return results
 
 
@@ -210,6 +214,13 @@ def _instance(
     return env
 
 
+def _least(env: dict[str, str]) -> dict[str, str]:
+    """bench/least_work.py's environment: the run's database (its own table), the shop's secret."""
+    url = env["NOTIFIER_DATABASE_URL"]
+    database = url.removeprefix("sqlite:///") + "-least" if url.startswith("sqlite") else url
+    return {**env, "LEAST_WORK_DATABASE": database, "LEAST_WORK_SECRET": common.SECRET}
+
+
 def _drain(env: dict[str, str]) -> tuple[int, float]:
     """What a worker's applier takes to apply everything the deferred run stored."""
     done = subprocess.run(
@@ -224,6 +235,9 @@ def report(result: Result) -> list[str]:
     lines = [
         f"{result.database}, concurrency {result.concurrency}, apply {result.apply}:",
         "  " + result.bare.line(),
+        "  "
+        + result.least.line()
+        + f"  ({result.least.rate / result.bare.rate:.2f}: the contract's least work)",
         "  " + result.service.line(),
         f"  {'ratio':>18}: {result.ratio:.2f} of the bare floor (target {target}"
         + (", p99 < 50 ms)" if result.concurrency == 16 else ")"),
