@@ -32,7 +32,7 @@ def escaping(context: Any) -> str:
 
 @pass_environment
 def environment_name(environment: Environment) -> str:
-    return type(environment).__name__.startswith(("Environment", "_Email")) and "env" or "?"
+    return "env" if isinstance(environment, Environment) else "?"
 
 
 class Greeter:
@@ -86,7 +86,8 @@ CONTEXT = {
 
 def both(autoescape: bool) -> tuple[Environment, Environment]:
     ours = Renderer(ROOT / "templates", ROOT / "translations").environment("de")
-    jinjas = Environment(undefined=StrictUndefined, extensions=["jinja2.ext.i18n"])
+    # autoescape is set per case below, on both
+    jinjas = Environment(undefined=StrictUndefined, extensions=["jinja2.ext.i18n"])  # noqa: S701
     jinjas.globals.update(ours.globals)  # the same gettext, ngettext and _
     for env in (ours, jinjas):
         env.globals.update(GLOBALS)
