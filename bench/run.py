@@ -35,10 +35,7 @@ import statistics
 import sys
 import time
 import uuid
-from collections.abc import Callable
-from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -68,15 +65,6 @@ def verdict(name: str, ratio: float, target: float, *, at_least: bool) -> str:
 def heading(title: str) -> None:
     say()
     say(f"== {title}   [loadavg {' '.join(common.loadavg_fields())}]")
-
-
-def median_seconds(action: Callable[[], Any], repeat: int) -> float:
-    timings = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        action()
-        timings.append(time.perf_counter() - started)
-    return statistics.median(timings)
 
 
 # --- ingest -------------------------------------------------------------------------------
@@ -199,121 +187,77 @@ def dispatch(options: argparse.Namespace, folder: Path) -> None:
 
 
 def growth_and_memory(options: argparse.Namespace, folder: Path, parts: set[str]) -> None:
-    from notifier import outbox
-    from notifier.console import records
-    from notifier.console.accounts import Viewer
+    import _growth
+
     from notifier.models import Message
 
     sizes = [10_000, 100_000] if options.quick else [10_000, 100_000, 1_000_000]
+    first, last = sizes[0], sizes[-1]
     drain = 2_000 if options.quick else 10_000
     database = "PostgreSQL" if options.database_url else "SQLite"
     heading(f"growth and memory: {', '.join(f'{s:,}' for s in sizes)} rows, {database}")
     say(
-        f"(memory: a real `notifier worker` drains {drain:,} due messages with each size present;"
+        f"(growth: each step timed in turns with the same step on a twin kept at {first:,} rows; "
+        f"memory: a real `notifier worker` drains {drain:,} due messages with each size present;"
         " full drains of 1M would take too long at this box's rate)"
     )
-    viewer = Viewer(0, "bench@bench.example", True, frozenset())
-    results: dict[int, dict[str, float]] = {}
+    results: dict[int, dict[str, _growth.Paired]] = {}
+    peaks: dict[int, float] = {}
     sink = common.Sink() if "memory" in parts else None
     try:
-        with common.database(options.database_url, folder, "growth") as url:
-            app = common.make_app(url, folder / "growth-instance")
-            svc = app.extensions["notifier"]
-            seed = common.prepare(app)
-            client = app.test_client()
-            present, posted = 1, 0
+        with (
+            common.database(options.database_url, folder, "growth") as url,
+            common.database(options.database_url, folder, "twin") as twin_url,
+        ):
+            grown = _growth.Database(url, folder / "growth-instance")
+            twin = None
+            if "growth" in parts:
+                twin = _growth.Database(twin_url, folder / "twin-instance")
+                twin.grow(first)
+                twin.add_due(10**8)
             for size in sizes:
                 started = time.perf_counter()
-                common.fill(
-                    svc.engine, seed, size - present, due=False, now=svc.clock.now(), start=present
-                )
-                present = size
+                grown.grow(size)
                 say(f"  {size:>9,} rows present (filled in {time.perf_counter() - started:.0f} s)")
-                row: dict[str, float] = {}
-                if "growth" in parts:
-                    # 200 due among them; each claim is rolled back, so every try sees the same.
-                    common.fill(
-                        svc.engine, seed, 200, due=True, now=svc.clock.now(), start=10**8 + size
-                    )
-                    present += 200
-
-                    def claim() -> None:
-                        with svc.sessions() as session:
-                            session.begin()
-                            claims = outbox.claim_due(
-                                session, worker="bench", now=svc.clock.now(),
-                                lease=timedelta(minutes=2), limit=50,
-                            )  # fmt: skip
-                            assert len(claims) == 50
-                            session.rollback()
-
-                    row["claim"] = median_seconds(claim, 30)
-
-                    def plan() -> None:
-                        nonlocal posted
-                        posted += 1
-                        body, headers = common.signed(common.example_order(10**9 + posted))
-                        response = client.post("/webhooks/shopify", data=body, headers=headers)
-                        assert response.status_code < 300, response.get_data(as_text=True)
-
-                    row["plan"] = median_seconds(plan, 20)
-                    present += 20
-                    probe = size // 2
-
-                    def search_number(probe: int = probe) -> None:
-                        with svc.sessions() as session:
-                            assert records.search(session, viewer, f"#S{probe}")
-
-                    def search_email(probe: int = probe) -> None:
-                        with svc.sessions() as session:
-                            assert records.search(session, viewer, f"buyer{probe}@example.org")
-
-                    def order_page(probe: int = probe) -> None:
-                        with svc.sessions() as session:
-                            order = records.visible_order(session, viewer, probe + 1)
-                            assert order is not None
-                            records.timeline(session, order)
-                            records.flags(order, svc.clock.now())
-
-                    row["search #number"] = median_seconds(search_number, 10)
-                    row["search email"] = median_seconds(search_email, 5)
-                    row["order page"] = median_seconds(order_page, 10)
+                if twin is not None:
+                    grown.add_due(10**8 + size)
+                    large, small = grown.steps(size), twin.steps(first)
+                    row = {
+                        name: _growth.paired(large[name], small[name], _growth.REPEATS[name])
+                        for name in _growth.STEPS
+                    }
+                    results[size] = row
+                    say("    " + "  ".join(f"{k} {v.large * 1000:.2f} ms" for k, v in row.items()))
                     # The due rows leave, so the memory drain below sees only its own.
-                    with svc.engine.begin() as connection:
+                    with grown.svc.engine.begin() as connection:
                         connection.execute(
                             sa.update(Message.__table__)
-                            .where(Message.__table__.c.due_at <= svc.clock.now())
+                            .where(Message.__table__.c.due_at <= grown.svc.clock.now())
                             .values(state="cancelled")
                         )
                 if sink is not None:
-                    row["rss"] = _workers.worker_peak_rss(url, sink, svc, seed, drain, size, folder)
-                    present += drain
-                results[size] = row
-                say(
-                    "    "
-                    + "  ".join(
-                        f"{k} {v * 1000:.2f} ms" if k != "rss" else f"rss {v:.0f} MB"
-                        for k, v in row.items()
+                    peaks[size] = _workers.worker_peak_rss(
+                        url, sink, grown.svc, grown.seed, drain, size, folder
                     )
-                )
-            svc.engine.dispose()
+                    grown.present += drain
+                    say(f"    rss {peaks[size]:.0f} MB")
+            for each in (grown, twin):
+                if each is not None:
+                    each.svc.engine.dispose()
     finally:
         if sink is not None:
             sink.stop()
-    first, last = sizes[0], sizes[-1]
-    say(f"  growth, {last:,} against {first:,} rows (the floor is the same step at {first:,}):")
-    for name in results[first]:
-        if name == "rss":
-            continue
-        ratio = results[last][name] / results[first][name]
-        say(f"    {name:>15}: {results[first][name] * 1000:8.2f} ms -> {results[last][name] * 1000:8.2f} ms"
-            f"  ratio {verdict(f'growth {name} {last:,}/{first:,}', ratio, 1.5, at_least=False)}")  # fmt: skip
-    if sink is not None:
-        for size in sizes:
-            rss = results[size]["rss"]
-            met = "met" if rss < 150 else "MISSED"
-            VERDICTS.append(f"memory with {size:,} rows: {rss:.0f} MB (target < 150 MB) {met}")
-            say(f"    peak RSS with {size:>9,} rows: {rss:6.0f} MB (target < 150 MB: {met})")
+    if results:
+        say(f"  growth, {last:,} against {first:,} rows (the floor: the same step on the twin):")
+        for name, step in results[last].items():
+            say(f"    {name:>15}: {step.small * 1000:8.2f} ms -> {step.large * 1000:8.2f} ms"
+                f"  ratio {verdict(f'growth {name} {last:,}/{first:,}', step.ratio, 1.5, at_least=False)}")  # fmt: skip
+        at_first = ", ".join(f"{name} {step.ratio:.2f}" for name, step in results[first].items())
+        say(f"    (at {first:,} against its twin, the same size: {at_first}; the noise)")
+    for size, rss in peaks.items():
+        met = "met" if rss < 150 else "MISSED"
+        VERDICTS.append(f"memory with {size:,} rows: {rss:.0f} MB (target < 150 MB) {met}")
+        say(f"    peak RSS with {size:>9,} rows: {rss:6.0f} MB (target < 150 MB: {met})")
 
 
 def scaleout(options: argparse.Namespace, folder: Path) -> None:
