@@ -139,6 +139,8 @@ class MessageFacts(Protocol):
 
 
 class StateFacts(MessageFacts, Protocol):
+    """A message and where it stands now, for the note of its new state."""
+
     @property
     def state(self) -> MessageState: ...
     @property

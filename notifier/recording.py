@@ -165,7 +165,19 @@ class Recorder:
         )
         if error is None and reported:
             return
-        ledger.note_state(session, _MovedOn(message, state, last_error), now)
+        ledger.note_state(
+            session,
+            _MovedOn(
+                message.id,
+                message.order_id,
+                message.shop_id,
+                message.kind,
+                state,
+                message.reason,
+                last_error,
+            ),
+            now,
+        )
         log.info(
             "message %s (%s) %s after attempt %d: %s",
             message_id,
@@ -252,29 +264,13 @@ class _HandedOver:
 class _MovedOn:
     """A message as it stands after this record step, for the ledger's note of its state."""
 
-    row: Any  # a row of _LOCK_MESSAGES
+    id: str
+    order_id: int
+    shop_id: int
+    kind: str
     state: MessageState
+    reason: str
     last_error: str | None
-
-    @property
-    def id(self) -> str:
-        return str(self.row.id)
-
-    @property
-    def order_id(self) -> int:
-        return int(self.row.order_id)
-
-    @property
-    def shop_id(self) -> int:
-        return int(self.row.shop_id)
-
-    @property
-    def kind(self) -> str:
-        return str(self.row.kind)
-
-    @property
-    def reason(self) -> str:
-        return str(self.row.reason)
 
 
 @dataclass(frozen=True)
