@@ -18,11 +18,11 @@ def ledger_group() -> None:
 @ledger_group.command("checkpoint")
 def ledger_checkpoint() -> None:
     """Record the head of every chain that grew since the last checkpoint (workers do it hourly)."""
-    from notifier import ledger
+    from notifier import checkpoints
 
     svc = database()
     with svc.sessions.begin() as session:
-        entry = ledger.checkpoint(session, svc.clock.now())
+        entry = checkpoints.checkpoint(session, svc.clock.now())
         if entry is None:
             click.echo("nothing new since the last checkpoint")
             return

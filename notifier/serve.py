@@ -15,7 +15,7 @@ from flask import Flask
 from sqlalchemy.exc import IntegrityError
 from waitress.server import create_server
 
-from notifier import applier, ledger, migrate
+from notifier import applier, checkpoints, migrate
 from notifier.dispatcher import Dispatcher
 from notifier.recording import RetryPolicy
 from notifier.services import Services
@@ -58,7 +58,7 @@ class Checkpointer:
         self.last = now
         try:
             with self.svc.sessions.begin() as session:
-                entry = ledger.checkpoint(session, now)
+                entry = checkpoints.checkpoint(session, now)
         except IntegrityError:  # another worker checkpointed at the same moment
             return
         if entry is not None:  # logged, so a copy of each head lives outside the database
