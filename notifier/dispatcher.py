@@ -104,15 +104,20 @@ class Dispatcher:
     def _round(self) -> Outcome:
         """Apply stored deliveries, then send every message due now, batch after batch.
 
-        Hand-overs flow on from one claimed batch into the next: the last messages of a batch
-        are still on the wire while the next batch is claimed and read, and its first rendered.
+        Hand-overs flow on from one claimed batch into the next: what has been answered is
+        recorded before the next claim, as before, but the last few messages of a batch are
+        still on the wire while the next batch is claimed, read and its first rendered. Those
+        are kept out of the claim, whatever their lease says: this worker is still sending them.
         """
         total = Outcome()
         if self.apply_stored is not None:
             total.applied = self.apply_stored()
-        flow = _Flow(self.start_sending())
+        flow = _Flow()
         try:
             while True:
+                if flow.pending:
+                    self._record(flow.pending, total)
+                    flow.pending, flow.oldest = [], None
                 with self.sessions.begin() as session:
                     claims = outbox.claim_due(
                         session,
@@ -120,21 +125,41 @@ class Dispatcher:
                         now=self.clock.now(),
                         lease=self.lease,
                         limit=self.batch_size,
+                        sending=[handover.message_id for handover in flow.on_the_wire],
                     )
                 if claims:
                     self._deliver_batch(claims, total, flow)
                 if len(claims) < self.batch_size:
                     break
             while flow.on_the_wire:
-                flow.pending.append(self._answered(flow.on_the_wire.popleft(), flow.line.take()))
+                flow.pending.append(self._answered(flow.on_the_wire.popleft(), flow.line_take()))
+        except Exception:
+            self._salvage(flow, total)
+            raise
         except BaseException:
-            # What is on the wire stays unrecorded, as if this worker had died mid-send; a
-            # fresh line carries the next round.
             self.close()
             raise
         if flow.pending:
             self._record(flow.pending, total)
         return total
+
+    def _salvage(self, flow: _Flow, total: Outcome) -> None:
+        """After a failure mid-round, record what did reach the transport, if the database lets
+        us; what stays unrecorded is as if this worker had died mid-send (sent again after its
+        lease, marked as a possible re-send). A fresh line carries the next round."""
+        try:
+            while flow.on_the_wire:
+                handover = flow.on_the_wire.popleft()
+                flow.pending.append(self._answered(handover, flow.line_take()))
+        except Exception:  # the line itself broke: what it held stays unrecorded
+            log.warning("the sending process failed; its last hand-over stays unrecorded")
+        finally:
+            self.close()
+        if flow.pending:
+            try:
+                self._record(flow.pending, total)
+            except Exception:
+                log.exception("%d hand-overs could not be recorded", len(flow.pending))
 
     def run_forever(self, stop: threading.Event, wake: threading.Event, poll: float) -> None:
         """Dispatch until `stop` is set; `wake` cuts the wait short when new work was committed."""
@@ -197,6 +222,8 @@ class Dispatcher:
                 prepared.append((claim, message, sender, reply_to, refusal))
         # In order, and at most `sends_ahead` ahead of the recording: the next message is
         # rendered while this one is on the wire (see `sending`).
+        if flow.line is None:
+            flow.line = self.start_sending()
         line = flow.line
         for claim, message, sender, reply_to, refusal in prepared:
             if refusal is not None:
@@ -339,10 +366,14 @@ class _Flow:
     """A round's hand-overs on their way: on the wire in order, then answered and waiting to
     be recorded (since `oldest`, when the first of them came back)."""
 
-    line: Sending
+    line: Sending | None = None  # started with the first batch: an idle round starts nothing
     on_the_wire: deque[_Handover] = field(default_factory=deque)
     pending: list[Result] = field(default_factory=list)
     oldest: float | None = None
+
+    def line_take(self) -> sending.Answer:
+        assert self.line is not None, "nothing is on the wire before a line exists"
+        return self.line.take()
 
 
 @dataclass(frozen=True)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parseaddr
 
-from sqlalchemy import select, update
+from sqlalchemy import select, true, update
 from sqlalchemy.orm import Session
 
 from notifier import ledger
@@ -103,9 +104,17 @@ class Claim:
 
 
 def claim_due(
-    session: Session, *, worker: str, now: datetime, lease: timedelta, limit: int
+    session: Session,
+    *,
+    worker: str,
+    now: datetime,
+    lease: timedelta,
+    limit: int,
+    sending: Collection[str] = (),
 ) -> list[Claim]:
-    """Lease up to `limit` due messages to `worker`; an expired lease is taken over.
+    """Lease up to `limit` due messages to `worker`; an expired lease is taken over, except on
+    the messages this worker says it is `sending` still (their lease may have run out while
+    they waited on a slow server: claiming them would send them twice).
 
     PostgreSQL skips rows other workers hold (SKIP LOCKED); on SQLite the engine's
     BEGIN IMMEDIATE serializes claimers instead. Commit promptly after calling.
@@ -116,7 +125,9 @@ def claim_due(
     ways = (
         (Message.state == MessageState.SCHEDULED) & (Message.next_attempt_at <= now),
         (Message.state == MessageState.RETRY) & (Message.next_attempt_at <= now),
-        (Message.state == MessageState.SENDING) & (Message.lease_until <= now),
+        (Message.state == MessageState.SENDING)
+        & (Message.lease_until <= now)
+        & (Message.id.not_in(sending) if sending else true()),
     )
     found = [
         row

@@ -71,15 +71,9 @@ class Recorder:
             for result in results:
                 self._record_one(session, locked[result.message_id], result, handed, moved)
             if handed:
-                made: dict[str, int] = {
-                    message_id: delivery_id
-                    for message_id, delivery_id in session.execute(
-                        insert(DELIVERIES).returning(DELIVERIES.c.message_id, DELIVERIES.c.id),
-                        [delivery.row for delivery in handed],
-                    )
-                }
-                for delivery in handed:
-                    delivery.id = made[delivery.message_id]
+                made = session.scalars(_HAND_OVER, [delivery.row for delivery in handed]).all()
+                for delivery, delivery_id in zip(handed, made, strict=True):
+                    delivery.id = delivery_id  # each note names its own row
             if moved:
                 session.execute(_MOVE_ON, moved)
         sent = sum(result.error is None for result in results)
@@ -224,6 +218,8 @@ _LOCK_MESSAGES = (
     .order_by(MESSAGES.c.id)
     .with_for_update()
 )
+# The new rows' ids in the order of the rows given, whatever order the database wrote them in.
+_HAND_OVER = insert(DELIVERIES).returning(DELIVERIES.c.id, sort_by_parameter_order=True)
 _MOVE_ON = (
     update(MESSAGES)
     .where(MESSAGES.c.id == bindparam("message"))

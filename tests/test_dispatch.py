@@ -583,3 +583,94 @@ def test_the_sending_process_loads_the_transports_and_not_the_application() -> N
         check=True,
     ).stdout.strip()
     assert loaded == "[]"
+
+
+def test_a_worker_never_claims_again_what_it_is_still_sending(
+    app: Flask, client: FlaskClient, clock: FakeClock
+) -> None:
+    post_orders(client, 1, first=3000)
+    lease = timedelta(minutes=2)
+    sessions = services(app).sessions
+    with sessions.begin() as session:
+        [claim] = outbox.claim_due(session, worker="w1", now=clock.now(), lease=lease, limit=10)
+    clock.advance(lease * 2)  # a slow server: the lease ran out while the message was on the wire
+
+    with sessions.begin() as session:
+        mine = outbox.claim_due(
+            session,
+            worker="w1",
+            now=clock.now(),
+            lease=lease,
+            limit=10,
+            sending=[claim.message_id],
+        )
+    with sessions.begin() as session:
+        theirs = outbox.claim_due(session, worker="w2", now=clock.now(), lease=lease, limit=10)
+
+    assert mine == []
+    assert [other.message_id for other in theirs] == [claim.message_id]  # a takeover still works
+
+
+def test_what_is_still_on_the_wire_is_never_claimed_again_by_its_own_worker(
+    app: Flask,
+    client: FlaskClient,
+    clock: FakeClock,
+    smtp_server: tuple[Sink, int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sink, port = smtp_server
+    post_orders(client, 2, first=3100)
+    claimed_again = threading.Event()
+
+    def hold_the_first_message() -> None:  # until the worker has claimed its next batch
+        if not sink.received:
+            claimed_again.wait(timeout=10)
+
+    real_claim = outbox.claim_due
+    claims = 0
+
+    def claim_due(session: Any, **options: Any) -> Any:
+        nonlocal claims
+        claims += 1
+        if claims == 2:  # the first message's lease runs out while the server holds it
+            clock.advance(timedelta(minutes=3))
+        try:
+            return real_claim(session, **options)
+        finally:
+            if claims == 2:
+                claimed_again.set()
+
+    sink.on_data = hold_the_first_message
+    monkeypatch.setattr(outbox, "claim_due", claim_due)
+    outcome = dispatcher(app, smtp_transport(port), batch_size=1).run_once()
+
+    received = [message_from_bytes(mail.original_content)["Message-ID"] for mail in sink.received]
+    assert len(received) == len(set(received)) == 2
+    assert outcome.sent == 2
+    assert len(deliveries(app)) == 2
+
+
+def test_a_failed_claim_still_records_what_reached_the_server(
+    app: Flask, client: FlaskClient, smtp_server: tuple[Sink, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sink, port = smtp_server
+    post_orders(client, 3, first=3200)
+    real_claim = outbox.claim_due
+    claims = 0
+
+    def claim_due(session: Any, **options: Any) -> Any:
+        nonlocal claims
+        claims += 1
+        if claims == 2:  # the database goes away while the first batch is on the wire
+            raise sa.exc.OperationalError("SELECT", {}, Exception("server closed the connection"))
+        return real_claim(session, **options)
+
+    monkeypatch.setattr(outbox, "claim_due", claim_due)
+    with pytest.raises(sa.exc.OperationalError):
+        dispatcher(app, smtp_transport(port), batch_size=2).run_once()
+
+    assert len(sink.received) == 2
+    assert len(deliveries(app)) == 2  # every hand-over that reached the server is recorded
+    with services(app).sessions() as session:
+        states = sorted(state.value for state in session.scalars(select(Message.state)))
+    assert states == ["scheduled", "sent", "sent"]
