@@ -105,15 +105,19 @@ class Database:
 
 
 def paired(large: Callable[[], None], small: Callable[[], None], repeat: int) -> Paired:
-    """Both timed in turns, `repeat` times each (after one untimed try of each)."""
+    """Both timed in turns, `repeat` times each (after one untimed try of each); which goes
+    first alternates, so neither always runs on caches the other just warmed."""
     large()
     small()
-    large_times, small_times = [], []
+    large_times: list[float] = []
+    small_times: list[float] = []
+    turns = [(large, large_times), (small, small_times)]
     for _ in range(repeat):
-        for action, times in ((large, large_times), (small, small_times)):
+        for action, times in turns:
             started = time.perf_counter()
             action()
             times.append(time.perf_counter() - started)
+        turns.reverse()
     return Paired(
         statistics.median(large_times),
         statistics.median(small_times),

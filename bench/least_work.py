@@ -46,7 +46,11 @@ def sqlite_commit(path: str) -> Commit:
 
     def commit(batch: list[Row]) -> list[int | None]:
         connection.execute("BEGIN IMMEDIATE")
-        found = [connection.execute(insert, row).fetchone() for row in batch]
+        try:
+            found = [connection.execute(insert, row).fetchone() for row in batch]
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
         connection.execute("COMMIT")
         return [row[0] if row else None for row in found]
 
@@ -69,14 +73,13 @@ def postgresql_commit(url: str) -> Commit:
 
     def commit(batch: list[Row]) -> list[int | None]:
         ids: list[int | None] = []
-        with connection.cursor() as cursor:
+        with connection.transaction(), connection.cursor() as cursor:  # rolled back on error
             cursor.executemany(insert, batch, returning=True)
             while True:
                 row: Any = cursor.fetchone()
                 ids.append(row[0] if row else None)
                 if not cursor.nextset():
                     break
-        connection.commit()
         return ids
 
     return commit

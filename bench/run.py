@@ -35,6 +35,7 @@ import statistics
 import sys
 import time
 import uuid
+from contextlib import ExitStack
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -205,13 +206,14 @@ def growth_and_memory(options: argparse.Namespace, folder: Path, parts: set[str]
     peaks: dict[int, float] = {}
     sink = common.Sink() if "memory" in parts else None
     try:
-        with (
-            common.database(options.database_url, folder, "growth") as url,
-            common.database(options.database_url, folder, "twin") as twin_url,
-        ):
+        with ExitStack() as databases:
+            url = databases.enter_context(common.database(options.database_url, folder, "growth"))
             grown = _growth.Database(url, folder / "growth-instance")
             twin = None
             if "growth" in parts:
+                twin_url = databases.enter_context(
+                    common.database(options.database_url, folder, "twin")
+                )
                 twin = _growth.Database(twin_url, folder / "twin-instance")
                 twin.grow(first)
                 twin.add_due(10**8)
