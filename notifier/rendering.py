@@ -177,7 +177,7 @@ class _EmailContext(Context):
 
     def call(__self, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         kind = type(__obj)
-        if kind is types.MethodType:
+        if kind is types.MethodType and type(__obj.__func__) is types.FunctionType:
             marks = __obj.__func__.__dict__
         elif kind is types.FunctionType:
             marks = __obj.__dict__
