@@ -12,6 +12,7 @@ import hmac
 import json
 import multiprocessing
 import os
+import resource
 import shutil
 import socket
 import tempfile
@@ -36,6 +37,26 @@ CHUNK = 20_000
 
 def loadavg_fields() -> list[str]:
     return Path("/proc/loadavg").read_text().split()[:3]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU a live process has used so far (Linux: /proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu() -> float:
+    """CPU of this process's children that have ended and been waited for."""
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+def child_pids() -> set[int]:
+    return {
+        int(pid)
+        for task in Path("/proc/self/task").iterdir()
+        for pid in (task / "children").read_text().split()
+    }
 
 
 def free_port() -> int:

@@ -129,6 +129,7 @@ def dispatch(options: argparse.Namespace, folder: Path) -> None:
     say("(each round: the worker drains its messages, then smtplib sends the very same bytes)")
     sink = common.Sink()
     measured: list[tuple[float, float, float]] = []  # (ratio, service, floor)
+    costs: list[tuple[float, ...]] = []  # CPU ms a message: dispatcher, sending, sink; client, sink
     try:
         with common.database(options.database_url, folder, "dispatch") as url:
             app = common.make_app(url, folder / "dispatch-instance")
@@ -153,10 +154,14 @@ def dispatch(options: argparse.Namespace, folder: Path) -> None:
                     worker=f"bench-{round_number}",
                     links=svc.links,
                 )
+                others = common.child_pids()
                 dispatcher.start_sending()  # as `notifier worker` does when it starts
+                (sending,) = common.child_pids() - others
+                cpu = _CPU(sink.process.pid, sending)
                 started = time.perf_counter()
-                outcome = dispatcher.run_once()
+                outcome = dispatcher.run_once()  # which ends its sending process
                 took = time.perf_counter() - started
+                cpu.stop()
                 with svc.sessions() as session:
                     raws = list(
                         session.scalars(
@@ -168,8 +173,11 @@ def dispatch(options: argparse.Namespace, folder: Path) -> None:
                     )
                 assert outcome.sent >= count, outcome  # round 0 also sends prepare()'s order
                 service = outcome.sent / took
+                floor_cpu = _CPU(sink.process.pid)
                 floor = raw_smtplib(sink, raws)  # the bytes the service just sent
+                floor_cpu.stop()
                 measured.append((service / floor, service, floor))
+                costs.append(cpu.per_message(outcome.sent) + floor_cpu.per_message(len(raws)))
                 say(
                     f"  round {round_number + 1}: {service:5.0f} messages/s against "
                     f"{floor:5.0f} ({service / floor:.2f}; "
@@ -182,6 +190,44 @@ def dispatch(options: argparse.Namespace, folder: Path) -> None:
     say(f"raw smtplib floor: {floor:7.0f} messages/s  (the median round's; one connection)")
     say(f"notifier dispatch: {service:7.0f} messages/s  (claimed, rendered, built, sent, recorded)")
     say(f"            ratio: {verdict('dispatch', ratio, 0.6, at_least=True)}")
+    worker, sending, sink_ms, client, floor_sink = (
+        statistics.median(c) for c in zip(*costs, strict=True)
+    )
+    box = 2000 / (worker + sending + sink_ms)
+    say(
+        f"  CPU a message (medians): dispatcher {worker:.2f} ms, its sending process "
+        f"{sending:.2f}, the sink {sink_ms:.2f}: the dispatcher alone caps one worker at "
+        f"{1000 / worker:.0f}/s ({1000 / worker / floor:.2f} of the median floor), the three "
+        f"fill this box's cores at {box:.0f}/s ({box / floor:.2f}); the floor is smtplib "
+        f"{client:.2f} + the sink {floor_sink:.2f}, one message at a time"
+    )
+
+
+class _CPU:
+    """CPU used between now and `stop()` by this process, the SMTP sink, and (optionally) the
+    sending process, which has ended and been waited for by then."""
+
+    def __init__(self, sink: int, sending: int | None = None) -> None:
+        self.sink, self.sending = sink, sending
+        self.own = time.process_time()
+        self.sink_cpu = common.cpu_seconds(sink)
+        self.reaped = common.children_cpu()
+        self.sending_cpu = common.cpu_seconds(sending) if sending else 0.0
+
+    def stop(self) -> None:
+        self.own = time.process_time() - self.own
+        self.sink_cpu = common.cpu_seconds(self.sink) - self.sink_cpu
+        if self.sending:
+            self.sending_cpu = common.children_cpu() - self.reaped - self.sending_cpu
+
+    def per_message(self, count: int) -> tuple[float, ...]:
+        """ms a message: this process, the sending process (if any), the sink."""
+        parts = (
+            (self.own, self.sending_cpu, self.sink_cpu)
+            if self.sending
+            else (self.own, self.sink_cpu)
+        )
+        return tuple(1000 * part / count for part in parts)
 
 
 # --- growth and memory --------------------------------------------------------------------
