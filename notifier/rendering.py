@@ -211,7 +211,10 @@ class _EmailEnvironment(Environment):
     """Jinja's environment, reading `order.number` from a plain dict (what every email context
     is) by its key at once: Jinja tries the attribute first and gets there through a raised
     AttributeError, some 150 times an email. Names a dict has as attributes (`item.get`,
-    `order.items`) still go Jinja's way and mean what they always did."""
+    `order.items`) still go Jinja's way and mean what they always did. Its templates call
+    through `_EmailContext`."""
+
+    context_class = _EmailContext
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
@@ -262,7 +265,6 @@ class Renderer:
             auto_reload=False,
             bytecode_cache=self._compiled,
         )
-        env.context_class = _EmailContext
         catalog = load_catalog(self.translations, locale)
         env.install_gettext_translations(catalog, newstyle=True)  # type: ignore[attr-defined]
         # The same newstyle semantics, one call deep instead of three: `_` reaches the catalog
